@@ -1,0 +1,1 @@
+//! moat-attest: see the crate description.

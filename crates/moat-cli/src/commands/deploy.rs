@@ -1,0 +1,10 @@
+//! `moat deploy`.
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct DeployArgs {}
+
+pub fn run(_args: DeployArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`moat deploy` is not built yet")
+}

@@ -1,0 +1,1 @@
+//! moat-client: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-config: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-drawbridge: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-keep: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-steward: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-tls: see the crate description.

@@ -1,0 +1,1 @@
+//! moat-wasi: see the crate description.

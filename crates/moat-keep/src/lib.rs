@@ -13,10 +13,15 @@
 pub mod engine;
 pub mod limits;
 pub mod run;
+pub mod workload;
+
+/// The WASI layer, re-exported so embedders name the same types.
+pub use moat_wasi as wasi;
 
 pub use engine::{CacheSetting, KeepEngine};
 pub use limits::{LimitExceeded, Limits};
 pub use run::{RunOutcome, RunSpec, run, run_blocking};
+pub use workload::WorkloadError;
 
 /// Why a Keep could not run its workload to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,9 @@ pub enum KeepError {
     /// A limit stopped the workload.
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
+    /// The config could not be turned into sockets (TLS files, identity).
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }

@@ -187,17 +187,9 @@ fn blocking_echo_over_tcp_with_half_close() {
 }
 
 fn self_signed() -> (Arc<rustls::ServerConfig>, rustls::pki_types::CertificateDer<'static>) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let der = cert.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], key)
-        .unwrap();
-    (Arc::new(config), der)
+    let identity = moat_tls::Identity::self_signed(&["localhost"]).unwrap();
+    let config = moat_tls::server_config(&identity, &moat_tls::ServerOptions::default()).unwrap();
+    (config, identity.leaf().clone())
 }
 
 #[test]

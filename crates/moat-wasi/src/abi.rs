@@ -142,11 +142,10 @@ pub mod rights {
     pub const SOCK_ACCEPT: u64 = 1 << 29;
 }
 
-/// `preopentype` values. Only `DIR` exists in the witx; Moat answers `fd_prestat_get` on its own
+/// `preopentype` values. Only `DIR` (0) exists in the witx; Moat answers `fd_prestat_get` on its own
 /// descriptors with [`NOT_A_DIR`], which wasi-libc's start-up scan skips (it stops only at
 /// `EBADF`), so directories numbered after sockets are still found.
 pub mod preopentype {
-    pub const DIR: u8 = 0;
     pub const NOT_A_DIR: u8 = 1;
 }
 

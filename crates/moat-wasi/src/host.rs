@@ -35,7 +35,7 @@ const MAX_TRANSFER: usize = 256 * 1024;
 pub trait GetWasi<T>: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
 impl<T, F> GetWasi<T> for F where F: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
 
-fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
+fn memory<T: 'static>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => wasmtime::bail!("the module does not export a `memory`, which WASI calls need"),
@@ -199,7 +199,7 @@ impl MoatWasi {
             PipeRef::Null => return Ok(Step::Done(0)),
             PipeRef::Delegated(inner) => return Ok(Step::Delegate(*inner as i32)),
             PipeRef::Inbound(conn) => &conn.inbound,
-            PipeRef::Plain(p) => p,
+            PipeRef::Plain(p) => &**p,
         };
         let want = abi::total_len(iovs).min(MAX_TRANSFER);
         if want == 0 {
@@ -296,7 +296,7 @@ enum PipeRef {
 
 /// Shared body of `fd_read` and `sock_recv`. `out_len` receives the byte count (checked
 /// before anything is consumed, so a bad pointer never loses data).
-async fn read_common<T>(
+async fn read_common<T: Send + 'static>(
     caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -321,7 +321,7 @@ async fn read_common<T>(
     }
 }
 
-async fn fd_read<T>(
+async fn fd_read<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -342,7 +342,7 @@ async fn fd_read<T>(
     }
 }
 
-async fn sock_recv<T>(
+async fn sock_recv<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -381,7 +381,7 @@ async fn sock_recv<T>(
 }
 
 /// Shared body of `fd_write` and `sock_send`.
-async fn write_common<T>(
+async fn write_common<T: Send + 'static>(
     caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -406,7 +406,7 @@ async fn write_common<T>(
     }
 }
 
-async fn fd_write<T>(
+async fn fd_write<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -424,7 +424,7 @@ async fn fd_write<T>(
     }
 }
 
-async fn sock_send<T>(
+async fn sock_send<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -443,7 +443,7 @@ async fn sock_send<T>(
     }
 }
 
-fn write_result_u32<T>(caller: &mut Caller<'_, T>, ptr: i32, n: usize) -> wasmtime::Result<i32> {
+fn write_result_u32<T: 'static>(caller: &mut Caller<'_, T>, ptr: i32, n: usize) -> wasmtime::Result<i32> {
     let mem = memory(caller)?;
     let value = u32::try_from(n).unwrap_or(u32::MAX);
     Ok(match abi::write_u32(mem.data_mut(caller), ptr as u32, value) {
@@ -454,7 +454,7 @@ fn write_result_u32<T>(caller: &mut Caller<'_, T>, ptr: i32, n: usize) -> wasmti
 
 // --- sockets ------------------------------------------------------------------------------
 
-async fn sock_accept<T>(
+async fn sock_accept<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -503,7 +503,7 @@ async fn sock_accept<T>(
     }
 }
 
-async fn sock_shutdown<T>(
+async fn sock_shutdown<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -535,7 +535,7 @@ async fn sock_shutdown<T>(
 
 // --- descriptors --------------------------------------------------------------------------
 
-async fn fd_close<T>(mut caller: Caller<'_, T>, get: impl GetWasi<T>, fd: i32) -> wasmtime::Result<i32> {
+async fn fd_close<T: Send + 'static>(mut caller: Caller<'_, T>, get: impl GetWasi<T>, fd: i32) -> wasmtime::Result<i32> {
     let inner = {
         let mem = memory(&mut caller)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
@@ -562,7 +562,7 @@ fn close_own(entry: Entry) -> Option<i32> {
     }
 }
 
-async fn fd_renumber<T>(
+async fn fd_renumber<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     from: i32,
@@ -624,7 +624,7 @@ fn stdio_filetype(s: impl std::io::IsTerminal) -> u8 {
     }
 }
 
-async fn fd_fdstat_get<T>(
+async fn fd_fdstat_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -651,7 +651,7 @@ async fn fd_fdstat_get<T>(
     raw_call!(caller, get, fd_fdstat_get(inner, out).await)
 }
 
-async fn fd_fdstat_set_flags<T>(
+async fn fd_fdstat_set_flags<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -690,7 +690,7 @@ async fn fd_fdstat_set_flags<T>(
     raw_call!(caller, get, fd_fdstat_set_flags(inner, flags))
 }
 
-async fn fd_filestat_get<T>(
+async fn fd_filestat_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -715,7 +715,7 @@ async fn fd_filestat_get<T>(
     raw_call!(caller, get, fd_filestat_get(inner, out).await)
 }
 
-async fn fd_prestat_get<T>(
+async fn fd_prestat_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -738,7 +738,7 @@ async fn fd_prestat_get<T>(
     raw_call!(caller, get, fd_prestat_get(inner, out))
 }
 
-async fn fd_prestat_dir_name<T>(
+async fn fd_prestat_dir_name<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -757,7 +757,7 @@ async fn fd_prestat_dir_name<T>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn path_open<T>(
+async fn path_open<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     dirfd: i32,
@@ -820,7 +820,7 @@ impl MoatWasi {
     }
 }
 
-async fn clock_time_get<T>(
+async fn clock_time_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     id: i32,
@@ -835,7 +835,7 @@ async fn clock_time_get<T>(
     Ok(r.err().unwrap_or(Errno::SUCCESS).raw())
 }
 
-async fn clock_res_get<T>(
+async fn clock_res_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     id: i32,
@@ -849,7 +849,7 @@ async fn clock_res_get<T>(
     Ok(r.err().unwrap_or(Errno::SUCCESS).raw())
 }
 
-async fn poll_oneoff<T>(
+async fn poll_oneoff<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     subs: i32,

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{DirPerms, FilePerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use host::add_to_linker;
 pub use net::{ConnectTarget, ListenLimits};
@@ -137,13 +137,13 @@ impl MoatWasi {
             builder.env(k, v);
         }
         for dir in &spec.dirs {
-            let (dir_perms, file_perms) = if dir.read_only {
-                (DirPerms::READ, FilePerms::READ)
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
             } else {
-                (DirPerms::all(), FilePerms::all())
+                FsPerms::ReadWrite
             };
             builder
-                .preopened_dir(&dir.host, &dir.guest, dir_perms, file_perms)
+                .preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| WasiError::Dir {
                     host: dir.host.clone(),
                     guest: dir.guest.clone(),
@@ -242,7 +242,8 @@ impl MoatWasi {
                 let Some(room) = feed.host_wait_room().await else {
                     return;
                 };
-                match stdin.read(&mut buf[..room.min(buf.len())]).await {
+                let want = room.min(buf.len());
+                match stdin.read(&mut buf[..want]).await {
                     Ok(0) => return feed.close_write(),
                     Ok(n) => feed.host_push(&buf[..n]),
                     Err(e) => return feed.fail(e.kind()),

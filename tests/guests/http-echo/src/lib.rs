@@ -67,8 +67,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> s
 }
 
 async fn respond_error<S: AsyncWrite + Unpin>(io: &mut S, status: &str) -> std::io::Result<()> {
-    let response =
-        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     io.write_all(response.as_bytes()).await?;
     io.shutdown().await
 }
@@ -121,8 +120,15 @@ mod tests {
 
     #[test]
     fn parses_keep_alive_and_close() {
-        let h = Head::parse(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
-        assert_eq!(h, Head { content_length: 5, close: false });
+        let h =
+            Head::parse(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(
+            h,
+            Head {
+                content_length: 5,
+                close: false
+            }
+        );
         let h = Head::parse(b"GET / HTTP/1.1\r\nconnection: Close\r\n\r\n").unwrap();
         assert!(h.close);
     }
@@ -130,9 +136,15 @@ mod tests {
     #[test]
     fn rejects_bad_heads() {
         assert_eq!(Head::parse(b"GARBAGE\r\n\r\n"), None);
-        assert_eq!(Head::parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), None);
+        assert_eq!(
+            Head::parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            None
+        );
         assert_eq!(Head::parse(b"GET / HTTP/1.1\r\nno-colon\r\n\r\n"), None);
-        assert_eq!(Head::parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), None);
+        assert_eq!(
+            Head::parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            None
+        );
         assert_eq!(Head::parse(&[0xff, 0xfe, b'\r', b'\n']), None);
     }
 }

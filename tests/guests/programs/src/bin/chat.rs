@@ -44,7 +44,9 @@ async fn serve(
 ) -> std::io::Result<()> {
     let (read, mut write) = peer.into_split();
     let mut lines = BufReader::new(read).lines();
-    write.write_all(format!("welcome {id}\n").as_bytes()).await?;
+    write
+        .write_all(format!("welcome {id}\n").as_bytes())
+        .await?;
     loop {
         tokio::select! {
             line = lines.next_line() => match line? {

@@ -9,7 +9,9 @@ use std::net::Shutdown;
 
 fn main() {
     let listener = moat_test_guests::listener(moat_test_guests::server_fd());
-    let max: Option<u64> = std::env::args().nth(2).map(|n| n.parse().expect("MAX_CONNECTIONS"));
+    let max: Option<u64> = std::env::args()
+        .nth(2)
+        .map(|n| n.parse().expect("MAX_CONNECTIONS"));
     println!("echo-std: listening");
     let mut served = 0u64;
     while max.is_none_or(|max| served < max) {

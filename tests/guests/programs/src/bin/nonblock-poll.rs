@@ -105,7 +105,9 @@ fn expect_only(fired: Vec<u64>, want: u64, step: &str) {
 fn main() {
     let listener = moat_test_guests::listener(moat_test_guests::server_fd());
     let lfd = listener.as_raw_fd() as u32;
-    listener.set_nonblocking(true).expect("set_nonblocking on listener");
+    listener
+        .set_nonblocking(true)
+        .expect("set_nonblocking on listener");
 
     // 1.
     match listener.accept() {
@@ -132,7 +134,9 @@ fn main() {
         Ok(accepted) => accepted,
         Err(e) => unexpected(format!("accept after readiness: {e}")),
     };
-    stream.set_nonblocking(true).expect("set_nonblocking on stream");
+    stream
+        .set_nonblocking(true)
+        .expect("set_nonblocking on stream");
     let sfd = stream.as_raw_fd() as u32;
     let mut buf = [0u8; 1024];
     match stream.read(&mut buf) {
@@ -177,7 +181,11 @@ fn main() {
     let mut input = String::new();
     std::io::stdin().read_line(&mut input).expect("read stdin");
     println!("poll: stdin");
-    write_all(&mut stream, sfd, format!("stdin {}\n", input.trim_end()).as_bytes());
+    write_all(
+        &mut stream,
+        sfd,
+        format!("stdin {}\n", input.trim_end()).as_bytes(),
+    );
 
     // 6.
     expect_only(poll(&[fd_ready(WRITABLE, sfd, true)]), WRITABLE, "writable");

@@ -17,7 +17,9 @@ fn main() {
         println!("env {k}={v}");
     }
     let mut stdin = String::new();
-    std::io::stdin().read_to_string(&mut stdin).expect("read stdin");
+    std::io::stdin()
+        .read_to_string(&mut stdin)
+        .expect("read stdin");
     println!("stdin={}", stdin.trim_end());
 
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("DIR"));

@@ -1,0 +1,3 @@
+//! Command-line overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {}

@@ -1,0 +1,3 @@
+pub fn template() -> &'static str {
+    ""
+}

@@ -113,12 +113,12 @@ async fn mtls_listener_accepts_its_cas_clients_and_rejects_others() {
     let stranger_ca = TestCa::new("Some other CA");
     let port = net::free_port();
     let keep = Moat::run(MOAT, guests::module("echo-tokio"));
-    let ca_file = ca.write_cert(keep.workdir(), "clients");
+    let ca_file = ca.write_cert_pem(keep.workdir(), "clients.crt");
     let config = configs::stdio() + &configs::listen_mtls("sock", port, &ca_file);
     let mut keep = keep.config(&config).guest_args(["sock"]).spawn();
     tokio::task::block_in_place(|| keep.wait_for_stdout("listening"));
 
-    let member = ca.issue_client("alice");
+    let member = ca.client_identity("alice");
     let (config, _) = tls::capturing_client(Some(&member));
     let back = tls_roundtrip(port, config, b"let me in")
         .await
@@ -134,7 +134,7 @@ async fn mtls_listener_accepts_its_cas_clients_and_rejects_others() {
         "a client without a certificate got {outcome:?}"
     );
 
-    let outsider = stranger_ca.issue_client("mallory");
+    let outsider = stranger_ca.client_identity("mallory");
     let (config, _) = tls::capturing_client(Some(&outsider));
     let outcome = tls_roundtrip(port, config, b"wrong ca").await;
     assert!(outcome.is_err(), "a client of another CA got {outcome:?}");
@@ -203,9 +203,12 @@ fn openssl_s_client_talks_to_a_tls_listener() {
 #[test]
 fn client_guest_verifies_a_tls_server_with_sni_and_a_ca_file() {
     let ca = TestCa::new("Moat test server CA");
-    let server = EchoServer::tls(tls::server_config(&ca.issue_server(&["localhost"]), None));
+    let server = EchoServer::tls(tls::server_config(
+        &ca.server_identity(&["localhost"]),
+        None,
+    ));
     let keep = Moat::run(MOAT, guests::module("tcp-client"));
-    let ca_file = ca.write_cert(keep.workdir(), "server-ca");
+    let ca_file = ca.write_cert_pem(keep.workdir(), "server-ca.crt");
     let extra = format!(
         "ca = {}\nplatform_roots = false\n",
         configs::toml_str(&ca_file.to_string_lossy())
@@ -230,11 +233,11 @@ fn client_guest_refuses_a_tls_server_it_does_not_trust() {
     let trusted = TestCa::new("Trusted CA");
     let other = TestCa::new("Untrusted CA");
     let server = EchoServer::tls(tls::server_config(
-        &other.issue_server(&["localhost"]),
+        &other.server_identity(&["localhost"]),
         None,
     ));
     let keep = Moat::run(MOAT, guests::module("tcp-client"));
-    let ca_file = trusted.write_cert(keep.workdir(), "trusted");
+    let ca_file = trusted.write_cert_pem(keep.workdir(), "trusted.crt");
     let extra = format!(
         "ca = {}\nplatform_roots = false\n",
         configs::toml_str(&ca_file.to_string_lossy())

@@ -14,8 +14,8 @@
 //!   fresh self-signed one per run): a verifier that *captures* the presented chain and one that
 //!   *pins* a captured certificate; clients trusting a test CA; client certificates for mTLS.
 //!   Handshake signatures are always checked, so the server proves it holds the key.
-//! - [`pki`]: a throw-away test CA (rcgen) issuing server and client certificates, written to
-//!   files a config can name. Test-only by name and by crate.
+//! - [`pki`]: Moat's test-only CA (`moat_tls::test_pki`) issuing server and client identities,
+//!   written as PEM files a config can name; self-signed identities for untrusted peers.
 //! - [`servers`]: TCP and TLS echo servers a guest's `connect` socket can reach, recording the SNI
 //!   each client sent; a client that stalls in the middle of its handshake.
 //!

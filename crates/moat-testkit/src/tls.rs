@@ -6,7 +6,7 @@
 //! proves it holds that key); [`pinned_client`] then accepts only that exact certificate, which is
 //! how a test checks that every connection of a run meets the same Keep identity. Both live in
 //! [`danger`] because they skip chain validation, and are test-only. [`ca_client`] is an ordinary
-//! verifying client for servers whose CA the test made ([`crate::pki`]).
+//! verifying client for servers whose CA the test made ([`crate::pki`], Moat's test CA).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio::net::TcpStream;
 
-use crate::pki::Leaf;
+use crate::pki::Identity;
 
 /// The ring provider, shared.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -118,12 +118,12 @@ pub mod danger {
 
 fn finish(
     builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>,
-    client_auth: Option<&Leaf>,
+    client_auth: Option<&Identity>,
 ) -> Arc<ClientConfig> {
     let config = match client_auth {
         None => builder.with_no_client_auth(),
         Some(leaf) => builder
-            .with_client_auth_cert(vec![leaf.cert_der.clone()], leaf.key())
+            .with_client_auth_cert(leaf.chain().to_vec(), leaf.private_key().clone_key())
             .expect("client certificate and key match"),
     };
     Arc::new(config)
@@ -136,7 +136,7 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
 }
 
 /// A client that accepts any server certificate and records it (see the module docs).
-pub fn capturing_client(client_auth: Option<&Leaf>) -> (Arc<ClientConfig>, Captured) {
+pub fn capturing_client(client_auth: Option<&Identity>) -> (Arc<ClientConfig>, Captured) {
     let captured = Captured::default();
     let verifier = danger::CapturingVerifier {
         captured: captured.clone(),
@@ -152,7 +152,7 @@ pub fn capturing_client(client_auth: Option<&Leaf>) -> (Arc<ClientConfig>, Captu
 /// A client that accepts only `leaf` as the server's certificate.
 pub fn pinned_client(
     leaf: CertificateDer<'static>,
-    client_auth: Option<&Leaf>,
+    client_auth: Option<&Identity>,
 ) -> Arc<ClientConfig> {
     let verifier = danger::CapturingVerifier {
         captured: Captured::default(),
@@ -166,7 +166,10 @@ pub fn pinned_client(
 }
 
 /// A verifying client trusting only `ca`.
-pub fn ca_client(ca: &CertificateDer<'static>, client_auth: Option<&Leaf>) -> Arc<ClientConfig> {
+pub fn ca_client(
+    ca: &CertificateDer<'static>,
+    client_auth: Option<&Identity>,
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).expect("a valid CA certificate");
     finish(builder().with_root_certificates(roots), client_auth)
@@ -182,7 +185,7 @@ pub fn without_resumption(config: &Arc<ClientConfig>) -> Arc<ClientConfig> {
 /// A server config presenting `leaf`; with `client_ca`, clients must present a certificate it
 /// issued (mTLS).
 pub fn server_config(
-    leaf: &Leaf,
+    leaf: &Identity,
     client_ca: Option<&CertificateDer<'static>>,
 ) -> Arc<ServerConfig> {
     let builder = ServerConfig::builder_with_provider(provider())
@@ -204,7 +207,7 @@ pub fn server_config(
     };
     Arc::new(
         builder
-            .with_single_cert(vec![leaf.cert_der.clone()], leaf.key())
+            .with_single_cert(leaf.chain().to_vec(), leaf.private_key().clone_key())
             .expect("server certificate and key match"),
     )
 }

@@ -48,12 +48,12 @@ async fn capturing_then_pinning() {
     let server = EchoServer::tls(tls::server_config(&leaf, None));
     let (config, captured) = tls::capturing_client(None);
     assert_eq!(roundtrip(&server, config).await.unwrap(), b"ping");
-    assert_eq!(captured.leaf().unwrap(), leaf.cert_der);
+    assert_eq!(&captured.leaf().unwrap(), leaf.leaf());
 
-    let pinned = tls::pinned_client(leaf.cert_der.clone(), None);
+    let pinned = tls::pinned_client(leaf.leaf().clone(), None);
     assert_eq!(roundtrip(&server, pinned).await.unwrap(), b"ping");
     let other = pki::self_signed_server(&["localhost"]);
-    let wrong_pin = tls::pinned_client(other.cert_der, None);
+    let wrong_pin = tls::pinned_client(other.leaf().clone(), None);
     assert!(roundtrip(&server, wrong_pin).await.is_err());
     assert_eq!(
         server.sni_seen().len(),
@@ -67,15 +67,15 @@ async fn ca_clients_and_mtls() {
     let ca = TestCa::new("test CA");
     let client_ca = TestCa::new("client CA");
     let server = EchoServer::tls(tls::server_config(
-        &ca.issue_server(&["localhost", "127.0.0.1"]),
-        Some(&client_ca.cert_der()),
+        &ca.server_identity(&["localhost", "127.0.0.1"]),
+        Some(&client_ca.cert()),
     ));
-    let alice = client_ca.issue_client("alice");
-    let trusting = tls::ca_client(&ca.cert_der(), Some(&alice));
+    let alice = client_ca.client_identity("alice");
+    let trusting = tls::ca_client(&ca.cert(), Some(&alice));
     assert_eq!(roundtrip(&server, trusting).await.unwrap(), b"ping");
-    let anonymous = tls::ca_client(&ca.cert_der(), None);
+    let anonymous = tls::ca_client(&ca.cert(), None);
     assert!(roundtrip(&server, anonymous).await.is_err());
-    let stranger = tls::ca_client(&TestCa::new("other").cert_der(), Some(&alice));
+    let stranger = tls::ca_client(&TestCa::new("other").cert(), Some(&alice));
     assert!(roundtrip(&server, stranger).await.is_err());
 }
 

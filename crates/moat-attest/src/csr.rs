@@ -112,6 +112,7 @@ fn to_der(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
 /// verified here: see [`crate::Verifier::verify_csr`].
 pub fn parse(input: &[u8]) -> Result<ParsedCsr, Error> {
     let der_bytes = to_der(input)?;
+    der::signed("CSR", &der_bytes)?;
     let (rest, csr) = X509CertificationRequest::from_der(&der_bytes)
         .map_err(|e| Error::malformed("CSR", &e.to_string()))?;
     if !rest.is_empty() {

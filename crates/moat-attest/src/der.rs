@@ -103,6 +103,67 @@ pub fn small_uint(what: &'static str, tlv: &Tlv<'_>) -> Result<u64, Error> {
     Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64))
 }
 
+/// The three parts of a signed X.509 structure (certificate, CSR, CRL):
+/// `SEQUENCE { tbs SEQUENCE, algorithm SEQUENCE { OID, ... }, signature BIT STRING }`.
+pub struct Signed<'a> {
+    pub tbs: Tlv<'a>,
+    pub algorithm: Tlv<'a>,
+}
+
+/// Check the outer framing of a signed structure strictly: exactly three parts with the right
+/// tags, the algorithm starting with an OID, and a signature with no unused bits. General
+/// parsers accept a few variations here that no signature covers; Moat does not.
+pub fn signed<'a>(what: &'static str, input: &'a [u8]) -> Result<Signed<'a>, Error> {
+    const BIT_STRING: u8 = 0x03;
+    const OID: u8 = 0x06;
+    let outer = read_only(what, TAG_SEQUENCE, input)?;
+    let parts = children(what, outer.value)?;
+    let [tbs, algorithm, signature] = parts.as_slice() else {
+        return Err(Error::malformed(
+            what,
+            "expected { tbs, algorithm, signature }",
+        ));
+    };
+    if tbs.tag != TAG_SEQUENCE || algorithm.tag != TAG_SEQUENCE || signature.tag != BIT_STRING {
+        return Err(Error::malformed(
+            what,
+            "unexpected tags in the signed structure",
+        ));
+    }
+    if algorithm.value.first() != Some(&OID) {
+        return Err(Error::malformed(
+            what,
+            "signature algorithm does not start with an OID",
+        ));
+    }
+    if signature.value.first() != Some(&0) {
+        return Err(Error::malformed(what, "signature has unused bits"));
+    }
+    Ok(Signed {
+        tbs: *tbs,
+        algorithm: *algorithm,
+    })
+}
+
+/// For a certificate: the signature algorithm inside the signed TBS must equal the outer one
+/// (RFC 5280 4.1.1.2), byte for byte.
+pub fn certificate_algorithms_agree(what: &'static str, cert: &[u8]) -> Result<(), Error> {
+    let signed = signed(what, cert)?;
+    let fields = children(what, signed.tbs.value)?;
+    // TBSCertificate: [0] version (optional), serialNumber, signature, ...
+    let inner = match fields.first() {
+        Some(v) if v.tag == 0xa0 => fields.get(2),
+        _ => fields.get(1),
+    };
+    match inner {
+        Some(alg) if alg.raw == signed.algorithm.raw => Ok(()),
+        _ => Err(Error::malformed(
+            what,
+            "signature algorithm differs from the one inside the signed part",
+        )),
+    }
+}
+
 /// Encode one element.
 pub fn write(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 6);

@@ -18,6 +18,7 @@
 //! `test-roots` feature, under names that say so, and claims verified through one say so too.
 //! `nil` evidence is never attested.
 
+pub mod attester;
 pub mod binding;
 pub mod claims;
 pub mod csr;
@@ -28,6 +29,8 @@ pub mod quote;
 pub mod result;
 pub mod roots;
 pub mod snp;
+#[cfg(feature = "test-roots")]
+pub mod test_roots;
 pub mod verify;
 
 pub use claims::{Claims, SgxClaims, SnpClaims, SnpSigningKey, SnpTcb, TdxClaims};

@@ -57,6 +57,79 @@ pub fn parse(quote: &[u8]) -> Result<Quote, Error> {
     Quote::parse(quote).map_err(|e| Error::malformed("DCAP quote", &format!("{e:#}")))
 }
 
+/// Intel's SGX/TDX root CA (public certificate), the only root quotes are verified against.
+pub const INTEL_ROOT_DER: &[u8] = include_bytes!("roots/intel_sgx_root_ca.der");
+
+/// Refuse slack the signatures do not cover: bytes after the declared auth data, a PCK chain
+/// that is not canonical PEM, or a chain whose root is not Intel's (`dcap-qvl` anchors at its
+/// own copy of the root and would not notice a changed copy in the quote).
+fn check_unsigned_parts(raw: &[u8], quote: &Quote) -> Result<(), Error> {
+    let signed = quote.signed_length();
+    let auth_len = raw
+        .get(signed..signed + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| Error::malformed("DCAP quote", "no auth data length"))?;
+    // Quote-generation services may pad the buffer with zeros; anything else is refused.
+    let end = signed + 4 + auth_len;
+    if end > raw.len() || raw[end..].iter().any(|b| *b != 0) {
+        return Err(Error::malformed(
+            "DCAP quote",
+            &format!(
+                "auth data declares {auth_len} bytes; {} follow, not all zero padding",
+                raw.len() - signed - 4
+            ),
+        ));
+    }
+    let chain = quote.raw_cert_chain().map_err(|e| Error::Unsupported {
+        what: "quote certification data",
+        detail: format!("{e:#}"),
+    })?;
+    // The certification data is the last thing in the auth data: its declared size and bytes
+    // must end exactly where the auth data does.
+    let chain_start = end.checked_sub(chain.len());
+    let framed = chain_start
+        .and_then(|start| Some((start, start.checked_sub(4)?)))
+        .is_some_and(|(start, size_at)| {
+            raw[start..end] == *chain && raw[size_at..start] == (chain.len() as u32).to_le_bytes()
+        });
+    if !framed {
+        return Err(Error::malformed(
+            "DCAP quote",
+            "the auth data length does not end at the certification data",
+        ));
+    }
+    let mut ders = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(chain) {
+        let pem = pem.map_err(|e| Error::malformed("PCK chain PEM", &e.to_string()))?;
+        ders.push(pem.contents);
+    }
+    let mut canonical = String::new();
+    for der in &ders {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        canonical.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            canonical.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            canonical.push('\n');
+        }
+        canonical.push_str("-----END CERTIFICATE-----\n");
+    }
+    let trimmed = chain.strip_suffix(&[0u8]).unwrap_or(chain);
+    if trimmed != canonical.as_bytes() {
+        return Err(Error::refused(
+            Check::QuoteVerification,
+            "the PCK chain in the quote is not canonical PEM",
+        ));
+    }
+    if ders.last().map(Vec::as_slice) != Some(INTEL_ROOT_DER) {
+        return Err(Error::refused(
+            Check::QuoteVerification,
+            "the quote's PCK chain does not end at Intel's root CA",
+        ));
+    }
+    Ok(())
+}
+
 /// The quote's `report_data`.
 pub fn report_data(quote: &Quote) -> [u8; 64] {
     match &quote.report {
@@ -108,7 +181,8 @@ pub(crate) fn verify(
             "no collateral configured for TDX/SGX quotes",
         ));
     }
-    let verifier = dcap_qvl::verify::QuoteVerifier::new_prod();
+    check_unsigned_parts(raw, &parsed)?;
+    let verifier = dcap_qvl::verify::QuoteVerifier::new(INTEL_ROOT_DER.to_vec());
     let mut first_err = None;
     let mut verified = None;
     for c in collaterals {

@@ -43,6 +43,17 @@ impl AmdRoot {
         Ok(root)
     }
 
+    /// [`AmdRoot::test_only`] from PEM files (a Steward's test-only configuration).
+    #[cfg(feature = "test-roots")]
+    pub fn test_only_from_pem(name: &str, ark_pem: &[u8], ask_pem: &[u8]) -> Result<Self, Error> {
+        let der = |pem: &[u8]| {
+            x509_parser::pem::parse_x509_pem(pem)
+                .map(|(_, p)| p.contents)
+                .map_err(|e| Error::malformed("test root PEM", &e.to_string()))
+        };
+        Self::test_only(name, der(ark_pem)?, der(ask_pem)?)
+    }
+
     pub fn product(&self) -> &str {
         &self.product
     }

@@ -148,6 +148,14 @@ fn vek_tcb(cert: &X509Certificate<'_>) -> Result<SnpTcb, Error> {
 /// Verify the report's ECDSA P-384 signature over its raw signed bytes.
 pub(crate) fn verify_report_signature(report: &[u8], vek_sec1: &[u8]) -> Result<(), Error> {
     let sig = &report[SIGNATURE_OFFSET..SIGNATURE_OFFSET + 144];
+    // The rest of the signature field is reserved (must be zero); checking it means no byte of
+    // the report can change without verification noticing.
+    if report[SIGNATURE_OFFSET + 144..].iter().any(|b| *b != 0) {
+        return Err(Error::refused(
+            Check::SnpReportSignature,
+            "reserved bytes of the signature field are not zero",
+        ));
+    }
     // r and s are 72-byte little-endian fields; P-384 values fill the low 48 bytes.
     let (r, s) = sig.split_at(72);
     if r[48..].iter().any(|b| *b != 0) || s[48..].iter().any(|b| *b != 0) {
@@ -295,6 +303,8 @@ pub(crate) fn verify(ev: &SnpEvidence, cx: &SnpContext<'_>) -> Result<Claims, Er
             "no VCEK/VLEK supplied with the report",
         )
     })?;
+    der::certificate_algorithms_agree("VEK", vek_der)
+        .map_err(|e| Error::refused(Check::SnpVekMalformed, e.to_string()))?;
     let (rest, vek) = X509Certificate::from_der(vek_der)
         .map_err(|e| Error::refused(Check::SnpVekMalformed, format!("VEK does not parse: {e}")))?;
     if !rest.is_empty() {

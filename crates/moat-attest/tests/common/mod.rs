@@ -7,9 +7,17 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn vectors_dir() -> PathBuf {
+    // MOAT_VECTORS, else `<repo>/../shared/vectors`; from a git worktree checked out deeper
+    // (e.g. `/work/wt/<name>`), the nearest ancestor holding `shared/vectors`.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = match std::env::var_os("MOAT_VECTORS") {
         Some(v) => PathBuf::from(v),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+        None => manifest
+            .ancestors()
+            .skip(2)
+            .map(|a| a.join("shared/vectors"))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| manifest.join("../../../shared/vectors")),
     };
     assert!(
         dir.join("README.md").is_file(),

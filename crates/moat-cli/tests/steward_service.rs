@@ -38,7 +38,10 @@ fn nil_flow_issues_an_unattested_certificate_and_the_state_is_private() {
     rt().block_on(async {
         let client = steward.client();
         client.health().await.unwrap();
-        assert_eq!(client.ca_pem().await.unwrap().as_bytes(), &steward.ca_pem[..]);
+        assert_eq!(
+            client.ca_pem().await.unwrap().as_bytes(),
+            &steward.ca_pem[..]
+        );
         let nonce = client.nonce().await.unwrap();
         let (_, csr) = nil_csr(Some(&nonce.bytes), Some(WORKLOAD), None);
         let chain = client.certify(&csr).await.unwrap();
@@ -58,13 +61,25 @@ fn nil_is_refused_unless_the_policy_allows_it() {
         let nonce = client.nonce().await.unwrap();
         let (_, csr) = nil_csr(Some(&nonce.bytes), Some(WORKLOAD), None);
         match client.certify(&csr).await {
-            Err(StewardError::Refused { status, code, check, .. }) => {
-                assert_eq!((status, code.as_str(), check.as_str()), (403, "platform_not_accepted", "policy.platform"));
+            Err(StewardError::Refused {
+                status,
+                code,
+                check,
+                ..
+            }) => {
+                assert_eq!(
+                    (status, code.as_str(), check.as_str()),
+                    (403, "platform_not_accepted", "policy.platform")
+                );
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
     });
-    assert!(steward.log().contains("platform_not_accepted"), "{}", steward.log());
+    assert!(
+        steward.log().contains("platform_not_accepted"),
+        "{}",
+        steward.log()
+    );
 }
 
 #[test]
@@ -75,7 +90,9 @@ fn concurrent_csrs_from_many_clients() {
     let ca_der = {
         use rustls_pki_types::CertificateDer;
         use rustls_pki_types::pem::PemObject;
-        CertificateDer::from_pem_slice(&steward.ca_pem).unwrap().to_vec()
+        CertificateDer::from_pem_slice(&steward.ca_pem)
+            .unwrap()
+            .to_vec()
     };
     let leaves = rt().block_on(async {
         let mut tasks = Vec::new();
@@ -103,7 +120,10 @@ fn concurrent_csrs_from_many_clients() {
     for leaf in &leaves {
         let (_, cert) = x509_parser::parse_x509_certificate(leaf).unwrap();
         cert.verify_signature(Some(ca.public_key())).unwrap();
-        assert!(serials.insert(cert.raw_serial().to_vec()), "duplicate serial");
+        assert!(
+            serials.insert(cert.raw_serial().to_vec()),
+            "duplicate serial"
+        );
     }
     let metrics = rt().block_on(async {
         let r = steward
@@ -131,7 +151,13 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
             let client = &client;
             async move {
                 client
-                    .raw(Method::POST, "/api/v1/certificate", ctype, Bytes::from(body), None)
+                    .raw(
+                        Method::POST,
+                        "/api/v1/certificate",
+                        ctype,
+                        Bytes::from(body),
+                        None,
+                    )
                     .await
                     .unwrap()
             }
@@ -145,7 +171,10 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
             ("empty", vec![]),
             ("junk", b"\x30\x82\xff\xff junk".to_vec()),
             ("truncated", good[..good.len() - 10].to_vec()),
-            ("PEM junk", b"-----BEGIN CERTIFICATE REQUEST-----\n!!\n".to_vec()),
+            (
+                "PEM junk",
+                b"-----BEGIN CERTIFICATE REQUEST-----\n!!\n".to_vec(),
+            ),
         ] {
             let r = post(pkcs10, body).await;
             assert_eq!(r.status, 400, "{what}");
@@ -163,10 +192,17 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
         let big = vec![0x30u8; 300 * 1024];
         let r = post(pkcs10, big).await;
         assert_eq!(r.status, 413);
-        assert_eq!(r.error().unwrap(), ("body_too_large".into(), "http.body_size".into()));
+        assert_eq!(
+            r.error().unwrap(),
+            ("body_too_large".into(), "http.body_size".into())
+        );
 
         // Wrong content types.
-        for ctype in [None, Some("application/json"), Some("application/x-www-form-urlencoded")] {
+        for ctype in [
+            None,
+            Some("application/json"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             let r = post(ctype, good.clone()).await;
             assert_eq!(r.status, 415, "{ctype:?}");
             assert_eq!(r.error().unwrap().0, "unsupported_media_type");
@@ -182,7 +218,10 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
         );
         let r = post(pkcs10, csr).await;
         assert_eq!(r.status, 403);
-        assert_eq!(r.error().unwrap(), ("evidence_refused".into(), "key_binding".into()));
+        assert_eq!(
+            r.error().unwrap(),
+            ("evidence_refused".into(), "key_binding".into())
+        );
 
         // A replayed nonce: the second use is refused even with a fresh key.
         let nonce = client.nonce().await.unwrap();
@@ -190,7 +229,10 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
         assert_eq!(post(pkcs10, first.clone()).await.status, 200);
         let r = post(pkcs10, first).await;
         assert_eq!(r.status, 403);
-        assert_eq!(r.error().unwrap(), ("nonce_replayed".into(), "nonce".into()));
+        assert_eq!(
+            r.error().unwrap(),
+            ("nonce_replayed".into(), "nonce".into())
+        );
         let (_, second) = nil_csr(Some(&nonce.bytes), Some(WORKLOAD), None);
         let r = post(pkcs10, second).await;
         assert_eq!(r.error().unwrap().0, "nonce_replayed");
@@ -206,7 +248,13 @@ fn hostile_requests_get_the_right_status_and_never_crash_it() {
     });
     assert!(steward.alive());
     let log = steward.log();
-    for code in ["malformed_request", "body_too_large", "unsupported_media_type", "key_binding", "nonce_replayed"] {
+    for code in [
+        "malformed_request",
+        "body_too_large",
+        "unsupported_media_type",
+        "key_binding",
+        "nonce_replayed",
+    ] {
         assert!(log.contains(code), "no log line for {code}:\n{log}");
     }
 }
@@ -218,7 +266,9 @@ fn tls_garbage_and_idle_connections_do_not_stop_it() {
     let addr = steward.url.trim_start_matches("https://").to_owned();
     // Plain HTTP to the HTTPS port, and a connection that never speaks.
     let mut plain = std::net::TcpStream::connect(&addr).unwrap();
-    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let _idle = std::net::TcpStream::connect(&addr).unwrap();
     rt().block_on(async { steward.client().health().await.unwrap() });
     assert!(steward.alive());
@@ -260,7 +310,13 @@ fn policy_check_and_collateral_import() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
-    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("nil")));
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("nil"))
+    );
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "allow_nil = true\n").unwrap();
@@ -282,8 +338,15 @@ fn policy_check_and_collateral_import() {
         .arg(&state)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_dir(state.join("collateral")).unwrap().count(), 1);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("collateral")).unwrap().count(),
+        1
+    );
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, b"{\"nope\": 1}").unwrap();
     let out = steward_support::moat()

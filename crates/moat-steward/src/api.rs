@@ -118,7 +118,13 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     let got = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let media = got.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let media = got.map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     if media.as_deref() == Some(MEDIA_PKCS10) {
         Ok(())
     } else {
@@ -128,23 +134,36 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
     }
 }
 
+/// Reads the body up to `max_body`. A larger body is still read and discarded up to
+/// [`DRAIN_FACTOR`] times the limit, so the client (still sending) reliably receives the 413
+/// instead of a reset connection; anything larger is cut off.
 async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Rejection> {
-    match axum::body::to_bytes(body, state.limits.max_body).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            // axum reports the limit as a LengthLimitError source.
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Err(Rejection::BodyTooLarge {
-                    limit: state.limits.max_body,
-                })
-            } else {
-                Err(Rejection::BodyUnreadable(e.to_string()))
-            }
+    use http_body_util::BodyExt;
+    let limit = state.limits.max_body;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Rejection::BodyUnreadable(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&data);
         }
     }
+    if seen > limit {
+        return Err(Rejection::BodyTooLarge { limit });
+    }
+    Ok(buf.freeze())
 }
+
+/// How far past the limit an oversized body is drained before answering 413.
+pub const DRAIN_FACTOR: usize = 4;
 
 /// Reads the CSR, runs the verification on the blocking pool, within the request deadline.
 async fn certify_request(state: &AppState, req: Request) -> Result<Issued, Rejection> {
@@ -157,7 +176,7 @@ async fn certify_request(state: &AppState, req: Request) -> Result<Issued, Rejec
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
-            && len > state.limits.max_body
+            && len > state.limits.max_body.saturating_mul(DRAIN_FACTOR)
         {
             return Err(Rejection::BodyTooLarge {
                 limit: state.limits.max_body,
@@ -224,7 +243,8 @@ async fn enarx_certificate(State(state): State<AppState>, req: Request) -> Respo
 fn chain_response(issued: &Issued, format: ChainFormat) -> Response {
     match format {
         ChainFormat::Pem => {
-            let body = pem_encode("CERTIFICATE", &issued.leaf) + &pem_encode("CERTIFICATE", &issued.ca);
+            let body =
+                pem_encode("CERTIFICATE", &issued.leaf) + &pem_encode("CERTIFICATE", &issued.ca);
             ([(header::CONTENT_TYPE, MEDIA_PEM_CHAIN)], body).into_response()
         }
         ChainFormat::LeafDer => (

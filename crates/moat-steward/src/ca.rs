@@ -154,10 +154,11 @@ impl CertificateAuthority {
         dn.push(DnType::CommonName, req.common_name);
         params.distinguished_name = dn;
         if let Some(uri) = req.workload {
-            params.subject_alt_names.push(SanType::URI(
-                uri.try_into()
-                    .map_err(|_| CaError::Encoding(format!("workload URI {uri:?}")))?,
-            ));
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.try_into().map_err(|_| {
+                    CaError::Encoding(format!("workload URI {uri:?}"))
+                })?));
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -162,7 +162,9 @@ pub struct NonceId {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -202,15 +204,23 @@ mod tests {
         let now = SystemTime::now();
         let n = a.issue(now).unwrap();
         assert_eq!(
-            a.check(&n.bytes, now + Duration::from_secs(61)).unwrap_err(),
+            a.check(&n.bytes, now + Duration::from_secs(61))
+                .unwrap_err(),
             NonceError::Expired
         );
         for i in 0..NONCE_LEN {
             let mut m = n.bytes;
             m[i] ^= 1;
-            assert_eq!(a.check(&m, now).unwrap_err(), NonceError::Unknown, "byte {i}");
+            assert_eq!(
+                a.check(&m, now).unwrap_err(),
+                NonceError::Unknown,
+                "byte {i}"
+            );
         }
-        assert_eq!(a.check(&n.bytes[1..], now).unwrap_err(), NonceError::Unknown);
+        assert_eq!(
+            a.check(&n.bytes[1..], now).unwrap_err(),
+            NonceError::Unknown
+        );
         assert_eq!(a.check(&[], now).unwrap_err(), NonceError::Unknown);
     }
 

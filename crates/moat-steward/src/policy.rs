@@ -250,7 +250,10 @@ impl Policy {
         hex_list("sgx.mr_signers", &self.sgx.mr_signers, 32)?;
         for m in self.tdx.measurements.iter().flatten() {
             check_hex("tdx.measurements.mrtd", &m.mrtd, 48)?;
-            for r in [&m.rtmr0, &m.rtmr1, &m.rtmr2, &m.rtmr3].into_iter().flatten() {
+            for r in [&m.rtmr0, &m.rtmr1, &m.rtmr2, &m.rtmr3]
+                .into_iter()
+                .flatten()
+            {
                 check_hex("tdx.measurements.rtmr", r, 48)?;
             }
         }
@@ -394,7 +397,10 @@ impl Policy {
             if !ok {
                 return refuse(
                     "tdx.measurement",
-                    format!("MRTD {} with its RTMRs is not in the allowed list", tdx.mrtd),
+                    format!(
+                        "MRTD {} with its RTMRs is not in the allowed list",
+                        tdx.mrtd
+                    ),
                 );
             }
         }
@@ -429,7 +435,9 @@ impl Policy {
                 if self.workloads.iter().any(|p| glob_match(p, one)) {
                     Ok(Some(one))
                 } else {
-                    Err(Rejection::WorkloadNotAllowed(one.chars().take(256).collect()))
+                    Err(Rejection::WorkloadNotAllowed(
+                        one.chars().take(256).collect(),
+                    ))
                 }
             }
             _ => Err(Rejection::WorkloadAmbiguous),

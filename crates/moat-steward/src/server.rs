@@ -57,7 +57,10 @@ pub fn tls_config(
 
 /// A TLS server configuration whose certificate the Steward's own CA signs for `names`
 /// (DNS names or IP addresses), so clients need to trust only the CA.
-pub fn tls_config_from_ca(steward: &Steward, names: &[String]) -> Result<Arc<ServerConfig>, ServeError> {
+pub fn tls_config_from_ca(
+    steward: &Steward,
+    names: &[String],
+) -> Result<Arc<ServerConfig>, ServeError> {
     let (cert, key) = steward.ca().issue_server_cert(names)?;
     let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
     tls_config(vec![cert, steward.ca().cert_der().clone()], key)

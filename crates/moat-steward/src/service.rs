@@ -186,9 +186,11 @@ impl Steward {
         };
         let workload = self.policy.check_workload(&parsed.uris)?;
 
-        let verified =
-            self.verifier
-                .verify_bound(&parsed.evidence, &parsed.spki_der, parsed.nonce.as_deref())?;
+        let verified = self.verifier.verify_bound(
+            &parsed.evidence,
+            &parsed.spki_der,
+            parsed.nonce.as_deref(),
+        )?;
         let claims = &verified.claims;
         if verified.key_binding == KeyBinding::NotBound && platform != Platform::Nil {
             // moat-attest only returns NotBound for nil; refuse anything else defensively.
@@ -206,7 +208,10 @@ impl Steward {
             self.nonces.consume(id, now)?;
         }
 
-        let iat = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let iat = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut result = AttestationResult::from_claims(
             claims,
             VERIFIER_NAME,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use moat_steward::api::{ApiLimits, router};
 use moat_steward::ca::{CA_CERT_FILE, CertificateAuthority};
 use moat_steward::server::{ConnLimits, serve, tls_config_from_ca, tls_config_from_files};
@@ -19,7 +19,7 @@ use moat_steward::{Policy, StewardBuilder, collateral};
 #[derive(clap::Subcommand)]
 pub enum StewardCommand {
     /// Run the Steward: verify evidence-carrying CSRs and issue certificates over HTTPS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage TDX/SGX (DCAP) collateral used for offline quote verification.
     #[command(subcommand)]
     Collateral(CollateralCommand),
@@ -77,7 +77,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MOAT_STEWARD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Extra DNS names or IP addresses for the generated TLS certificate.
-    #[arg(long = "tls-name", env = "MOAT_STEWARD_TLS_NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "tls-name",
+        env = "MOAT_STEWARD_TLS_NAMES",
+        value_delimiter = ','
+    )]
     tls_names: Vec<String>,
     /// Most simultaneous connections.
     #[arg(long, env = "MOAT_STEWARD_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -97,7 +101,7 @@ pub struct ServeArgs {
 
 pub fn run(cmd: StewardCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        StewardCommand::Serve(args) => serve_command(args),
+        StewardCommand::Serve(args) => serve_command(*args),
         StewardCommand::Collateral(CollateralCommand::Import { file, state_dir }) => {
             let state_dir = state_dir.unwrap_or_else(default_state_dir);
             let bytes =
@@ -149,7 +153,9 @@ fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
         return PathBuf::from(d).join("moat/steward");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".local/state/moat/steward")
 }
 
@@ -163,10 +169,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("policy: {w}");
     }
     let (ca, ca_path) = match (&args.ca_cert, &args.ca_key) {
-        (Some(cert), Some(key)) => (
-            CertificateAuthority::from_files(cert, key)?,
-            cert.clone(),
-        ),
+        (Some(cert), Some(key)) => (CertificateAuthority::from_files(cert, key)?, cert.clone()),
         _ => {
             let (ca, generated) =
                 CertificateAuthority::load_or_generate(&state_dir, "Moat Steward CA")?;

@@ -98,7 +98,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 fn print_identity(id: &KeepIdentity) {
     let r = &id.result;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "workload:     {}", id.workload.as_deref().unwrap_or("(none)"));
+    let _ = writeln!(
+        out,
+        "workload:     {}",
+        id.workload.as_deref().unwrap_or("(none)")
+    );
     let _ = writeln!(out, "platform:     {}", r.platform);
     let _ = writeln!(
         out,
@@ -193,9 +197,7 @@ fn parse_url(url: &str) -> anyhow::Result<(String, u16)> {
             .unwrap_or((rest.to_owned(), "443"));
         (h, p)
     };
-    let port = port
-        .parse()
-        .with_context(|| format!("{url:?}: bad port"))?;
+    let port = port.parse().with_context(|| format!("{url:?}: bad port"))?;
     Ok((host, port))
 }
 

@@ -17,9 +17,9 @@ pub fn moat() -> Command {
 /// The shared attestation vectors (`MOAT_VECTORS`, else `../shared/vectors` from the repo root).
 /// A missing directory fails the test loudly.
 pub fn vectors() -> PathBuf {
-    let dir = std::env::var_os("MOAT_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-    });
+    let dir = std::env::var_os("MOAT_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"));
     assert!(
         dir.is_dir(),
         "attestation vectors not found at {} (set MOAT_VECTORS)",
@@ -134,6 +134,7 @@ pub fn nil_csr(
     let key = rcgen::KeyPair::generate().unwrap();
     let spki = key.subject_public_key_info();
     let rd = moat_attest::binding::report_data(bind.unwrap_or(&spki), nonce);
-    let csr = moat_attest::csr::build(&key, &moat_attest::Evidence::nil(rd), nonce, workload).unwrap();
+    let csr =
+        moat_attest::csr::build(&key, &moat_attest::Evidence::nil(rd), nonce, workload).unwrap();
     (key, csr)
 }

@@ -36,6 +36,7 @@ fn assert_store_consistent(db: &Drawbridge) {
 async fn half_request(
     db: &Drawbridge,
     token: &str,
+    method: &str,
     path: &str,
     declared: usize,
     sent: &[u8],
@@ -58,7 +59,7 @@ async fn half_request(
         .await
         .unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-length: {declared}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\ncontent-length: {declared}\r\n\r\n",
         db.addr
     );
     tls.write_all(head.as_bytes()).await.unwrap();
@@ -97,12 +98,21 @@ async fn sigkill_during_uploads_loses_nothing_acknowledged() {
     let _mono = half_request(
         &db,
         &token,
+        "POST",
         &format!("/v2/demo/app/blobs/uploads/?digest={partial_digest}"),
         partial.len(),
         &partial[..400_000],
     )
     .await;
-    let _chunk = half_request(&db, &token, &location, 300_000, &data[200_000..300_000]).await;
+    let _chunk = half_request(
+        &db,
+        &token,
+        "PATCH",
+        &location,
+        300_000,
+        &data[200_000..300_000],
+    )
+    .await;
     // The server has read what was sent once it answers a later request on another connection
     // (same accept loop): make one round trip so the half requests are being processed.
     assert_eq!(

@@ -1,1 +1,12 @@
-//! moat-client: see the crate description.
+//! moat-client: the client side of Moat's services, shared by the Keep and the CLI.
+//!
+//! - [`registry`]: an OCI Distribution client (hyper + rustls) that can present the Keep's
+//!   attested certificate, verifies every digest while streaming and never keeps bad bytes.
+//! - [`package`]: the Moat package format (one OCI manifest covering module and config), the
+//!   CNCF Wasm artifact, references (`HOST[:PORT]/REPO[:TAG][@DIGEST]`) and what `moat deploy`
+//!   accepts.
+//! - [`auth`]: registry credentials (`moat login`) and `WWW-Authenticate` challenges.
+
+pub mod auth;
+pub mod package;
+pub mod registry;

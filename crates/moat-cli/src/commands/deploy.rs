@@ -1,4 +1,4 @@
-//! `moat deploy`.
+//! `moat deploy REF`: the undifferentiated Keep (placeholder while the pipeline lands).
 
 use std::process::ExitCode;
 

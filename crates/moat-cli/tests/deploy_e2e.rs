@@ -26,21 +26,40 @@ const HARDWARE_ONLY_POLICY: &str =
 
 /// Push the echo package (listening on `port`) as `alice`; returns the manifest digest.
 fn push_echo(dir: &Path, db: &stack::Drawbridge, port: u16, config_dir: &Path) -> String {
-    let envs = [("MOAT_CONFIG_DIR", config_dir), ("MOAT_REGISTRY_CA", db.ca.as_path())];
+    let envs = [
+        ("MOAT_CONFIG_DIR", config_dir),
+        ("MOAT_REGISTRY_CA", db.ca.as_path()),
+    ];
     ok(&moat(
-        &["login", &db.server.authority(), "--username", "alice", "--password-stdin"],
+        &[
+            "login",
+            &db.server.authority(),
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
         &envs,
         Some(format!("{}\n", db.token).as_bytes()),
     ));
     let pkg = stack::echo_package(dir, port);
     let target = format!("{}/demo/echo:v1", db.server.authority());
-    ok(&moat(&["package", "push", pkg.to_str().unwrap(), &target], &envs, None))
-        .trim()
-        .to_owned()
+    ok(&moat(
+        &["package", "push", pkg.to_str().unwrap(), &target],
+        &envs,
+        None,
+    ))
+    .trim()
+    .to_owned()
 }
 
 /// `moat deploy` as a child process with the Steward and registry CA given by environment.
-fn deploy(reference: &str, steward: &stack::Server, steward_ca: &Path, registry_ca: &Path, config_dir: &Path) -> std::process::Child {
+fn deploy(
+    reference: &str,
+    steward: &stack::Server,
+    steward_ca: &Path,
+    registry_ca: &Path,
+    config_dir: &Path,
+) -> std::process::Child {
     Command::new(stack::moat_bin())
         .args(["deploy", reference])
         .env("MOAT_STEWARD", steward.url())
@@ -77,11 +96,24 @@ fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
     let operator = dir.path().join("operator-config");
     let reference = format!("{}/demo/echo@{digest}", db.server.authority());
     let out = moat(
-        &["package", "pull", &reference, "-o", dir.path().join("anon").to_str().unwrap()],
-        &[("MOAT_CONFIG_DIR", operator.as_path()), ("MOAT_REGISTRY_CA", db.ca.as_path())],
+        &[
+            "package",
+            "pull",
+            &reference,
+            "-o",
+            dir.path().join("anon").to_str().unwrap(),
+        ],
+        &[
+            ("MOAT_CONFIG_DIR", operator.as_path()),
+            ("MOAT_REGISTRY_CA", db.ca.as_path()),
+        ],
         None,
     );
-    assert_eq!(out.status.code(), Some(1), "anonymous pull of a private package succeeded");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "anonymous pull of a private package succeeded"
+    );
 
     // The operator has no credentials: the Keep's certificate alone gets the package.
     let mut keep = Killed(deploy(&reference, &steward, &steward_ca, &db.ca, &operator));
@@ -95,7 +127,11 @@ fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
         let mut stderr = String::new();
         let _ = keep.0.kill();
         let _ = keep.0.stderr.take().unwrap().read_to_string(&mut stderr);
-        panic!("{e}\nmoat deploy stderr:\n{stderr}\nsteward:\n{}\ndrawbridge:\n{}", steward.stderr(), db.server.stderr());
+        panic!(
+            "{e}\nmoat deploy stderr:\n{stderr}\nsteward:\n{}\ndrawbridge:\n{}",
+            steward.stderr(),
+            db.server.stderr()
+        );
     }
 
     // The relying party's check: the chain goes to the Steward CA, the workload is the package.
@@ -126,7 +162,8 @@ fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
     let server_name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::clone(&config), server_name).unwrap();
     let mut sock = TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     tls.write_all(b"hello keep").unwrap();
     tls.conn.send_close_notify();
@@ -153,12 +190,20 @@ fn deploy_is_refused_when_the_policy_does_not_accept_the_platform() {
     let reference = format!("{}/demo/echo:v1", registry.local_addr().unwrap());
     let child = deploy(&reference, &steward, &steward_ca, &registry_ca, dir.path());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(125), "stderr:\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "stderr:\n{}",
+        text(&out.stderr)
+    );
     let stderr = text(&out.stderr);
     assert!(stderr.contains("attestation"), "{stderr}");
     assert!(!stderr.contains("deploying"), "{stderr}");
     // Nothing was fetched: the registry never saw a connection.
-    assert!(registry.accept().is_err(), "the Keep contacted the registry after a refused attestation");
+    assert!(
+        registry.accept().is_err(),
+        "the Keep contacted the registry after a refused attestation"
+    );
 }
 
 #[test]
@@ -173,9 +218,20 @@ fn a_wrong_pinned_digest_is_refused_before_anything_runs() {
     let flipped = if last == '0' { '1' } else { '0' };
     let wrong = format!("{}{flipped}", &digest[..digest.len() - 1]);
     let reference = format!("{}/demo/echo@{wrong}", db.server.authority());
-    let child = deploy(&reference, &steward, &steward_ca, &db.ca, &dir.path().join("operator"));
+    let child = deploy(
+        &reference,
+        &steward,
+        &steward_ca,
+        &db.ca,
+        &dir.path().join("operator"),
+    );
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(125), "stderr:\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "stderr:\n{}",
+        text(&out.stderr)
+    );
     let stderr = text(&out.stderr);
     assert!(stderr.contains("pulling"), "{stderr}");
     // The workload never ran: nothing listens on its port.

@@ -160,7 +160,10 @@ struct StewardSettings {
     ca_pem: Vec<u8>,
 }
 
-fn steward_settings(args: &DeployArgs, local: Option<&Workload>) -> anyhow::Result<StewardSettings> {
+fn steward_settings(
+    args: &DeployArgs,
+    local: Option<&Workload>,
+) -> anyhow::Result<StewardSettings> {
     let from_config = local
         .and_then(|w| w.config.as_ref())
         .and_then(|(text, dir)| moat_config::Config::from_toml_str(text, dir).ok())

@@ -50,7 +50,9 @@ impl Server {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -96,7 +98,11 @@ impl Server {
 pub fn moat(args: &[&str], envs: &[(&str, &Path)], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(moat_bin());
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in envs {
@@ -144,7 +150,11 @@ pub fn steward(dir: &Path, policy: &str) -> (Server, PathBuf) {
         ],
         &[],
     );
-    let ca = PathBuf::from(server.json["ca_cert"].as_str().expect("the CA certificate path"));
+    let ca = PathBuf::from(
+        server.json["ca_cert"]
+            .as_str()
+            .expect("the CA certificate path"),
+    );
     (server, ca)
 }
 
@@ -165,23 +175,47 @@ pub fn drawbridge(dir: &Path, repo: &str, steward_ca: &Path, platforms: &[&str])
     std::fs::write(dir.join("drawbridge-key.pem"), key).unwrap();
     let ca = pki.write_cert_pem(dir, "drawbridge-ca.pem");
 
-    ok(&moat(&["drawbridge", "user", "add", "alice", "--data-dir", data_arg], &[], None));
+    ok(&moat(
+        &["drawbridge", "user", "add", "alice", "--data-dir", data_arg],
+        &[],
+        None,
+    ));
     let token = ok(&moat(
-        &["drawbridge", "token", "create", "alice", "--json", "--data-dir", data_arg],
+        &[
+            "drawbridge",
+            "token",
+            "create",
+            "alice",
+            "--json",
+            "--data-dir",
+            data_arg,
+        ],
         &[],
         None,
     ));
     let token: serde_json::Value = serde_json::from_str(token.trim()).unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
     ok(&moat(
-        &["drawbridge", "repo", "create", repo, "--private", "--data-dir", data_arg],
+        &[
+            "drawbridge",
+            "repo",
+            "create",
+            repo,
+            "--private",
+            "--data-dir",
+            data_arg,
+        ],
         &[],
         None,
     ));
     let policy = format!(
         "trusted_ca_files = [{:?}]\nplatforms = [{}]\nrequire_workload_name = true\n",
         steward_ca.display().to_string(),
-        platforms.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+        platforms
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let policy_path = dir.join("release-policy.toml");
     std::fs::write(&policy_path, policy).unwrap();
@@ -221,7 +255,11 @@ pub fn drawbridge(dir: &Path, repo: &str, steward_ca: &Path, platforms: &[&str])
 pub fn echo_package(dir: &Path, port: u16) -> PathBuf {
     let pkg = dir.join("echo-package");
     std::fs::create_dir_all(&pkg).unwrap();
-    std::fs::copy(moat_testkit::guests::module("echo-std"), pkg.join("main.wasm")).unwrap();
+    std::fs::copy(
+        moat_testkit::guests::module("echo-std"),
+        pkg.join("main.wasm"),
+    )
+    .unwrap();
     // The guest's first argument names the socket it serves (`args` precedes the tables).
     let config = format!(
         "args = [\"echo\"]\n\n{}{}",

@@ -83,6 +83,7 @@ impl Drop for Killed {
 }
 
 #[test]
+#[ignore = "waits for moat steward serve, moat drawbridge serve, the Keep attestation step and moat-keep run on main"]
 fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), NIL_POLICY);
@@ -179,6 +180,7 @@ fn rustls_pki_types_from_pem(pem: &[u8]) -> rustls::pki_types::CertificateDer<'s
 }
 
 #[test]
+#[ignore = "waits for moat steward serve, moat drawbridge serve, the Keep attestation step and moat-keep run on main"]
 fn deploy_is_refused_when_the_policy_does_not_accept_the_platform() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), HARDWARE_ONLY_POLICY);
@@ -207,6 +209,7 @@ fn deploy_is_refused_when_the_policy_does_not_accept_the_platform() {
 }
 
 #[test]
+#[ignore = "waits for moat steward serve, moat drawbridge serve, the Keep attestation step and moat-keep run on main"]
 fn a_wrong_pinned_digest_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), NIL_POLICY);

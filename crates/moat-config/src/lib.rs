@@ -84,7 +84,8 @@ impl Config {
 
     /// Parse and validate a config held in memory. Relative paths resolve against `base_dir`.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        Self::from_bytes(text.as_bytes(), None, base_dir)
+        let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+        Self::from_bytes(text.as_bytes(), None, &base_dir)
     }
 
     fn from_bytes(

@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Errors ([`ConfigError`]) name the file, line and column and say what is allowed; command-line
-//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`].
+//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`]; with the `clap`
+//! feature, `OverrideArgs` declares those flags for a command to flatten in.
 
 mod error;
 mod model;
@@ -41,6 +42,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, Origin};
 pub use model::*;
+#[cfg(feature = "clap")]
+pub use overrides::OverrideArgs;
 pub use overrides::Overrides;
 pub use template::template;
 

@@ -87,7 +87,7 @@ impl Drop for Killed {
 fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), NIL_POLICY);
-    let db = stack::drawbridge(dir.path(), "demo/echo", &steward_ca, &["nil"]);
+    let db = stack::drawbridge(dir.path(), "demo/echo", Some((&steward_ca, &["nil"])));
     let port = moat_testkit::net::free_port();
     let publisher = dir.path().join("publisher-config");
     let digest = push_echo(dir.path(), &db, port, &publisher);
@@ -213,7 +213,7 @@ fn deploy_is_refused_when_the_policy_does_not_accept_the_platform() {
 fn a_wrong_pinned_digest_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), NIL_POLICY);
-    let db = stack::drawbridge(dir.path(), "demo/echo", &steward_ca, &["nil"]);
+    let db = stack::drawbridge(dir.path(), "demo/echo", Some((&steward_ca, &["nil"])));
     let port = moat_testkit::net::free_port();
     let digest = push_echo(dir.path(), &db, port, &dir.path().join("publisher"));
     // Flip the last hex digit of the real digest.

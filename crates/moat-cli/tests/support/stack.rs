@@ -158,15 +158,16 @@ pub fn steward(dir: &Path, policy: &str) -> (Server, PathBuf) {
     (server, ca)
 }
 
-/// Drawbridge over TLS with user `alice`, her token, and private repository `repo` whose
-/// release policy trusts `steward_ca` for `platforms` and requires the workload name.
+/// Drawbridge over TLS with user `alice`, her token, and private repository `repo`; with
+/// `release = Some((steward_ca, platforms))` its release policy trusts that Steward CA for those
+/// platforms and requires the certificate to name the package.
 pub struct Drawbridge {
     pub server: Server,
     pub ca: PathBuf,
     pub token: String,
 }
 
-pub fn drawbridge(dir: &Path, repo: &str, steward_ca: &Path, platforms: &[&str]) -> Drawbridge {
+pub fn drawbridge(dir: &Path, repo: &str, release: Option<(&Path, &[&str])>) -> Drawbridge {
     let data = dir.join("drawbridge-data");
     let data_arg = data.to_str().unwrap();
     let pki = TestCa::new("drawbridge test CA");
@@ -208,30 +209,32 @@ pub fn drawbridge(dir: &Path, repo: &str, steward_ca: &Path, platforms: &[&str])
         &[],
         None,
     ));
-    let policy = format!(
-        "trusted_ca_files = [{:?}]\nplatforms = [{}]\nrequire_workload_name = true\n",
-        steward_ca.display().to_string(),
-        platforms
-            .iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let policy_path = dir.join("release-policy.toml");
-    std::fs::write(&policy_path, policy).unwrap();
-    ok(&moat(
-        &[
-            "drawbridge",
-            "repo",
-            "policy",
-            repo,
-            policy_path.to_str().unwrap(),
-            "--data-dir",
-            data_arg,
-        ],
-        &[],
-        None,
-    ));
+    if let Some((steward_ca, platforms)) = release {
+        let policy = format!(
+            "trusted_ca_files = [{:?}]\nplatforms = [{}]\nrequire_workload_name = true\n",
+            steward_ca.display().to_string(),
+            platforms
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let policy_path = dir.join("release-policy.toml");
+        std::fs::write(&policy_path, policy).unwrap();
+        ok(&moat(
+            &[
+                "drawbridge",
+                "repo",
+                "policy",
+                repo,
+                policy_path.to_str().unwrap(),
+                "--data-dir",
+                data_arg,
+            ],
+            &[],
+            None,
+        ));
+    }
     let server = Server::spawn(
         &[
             "drawbridge",

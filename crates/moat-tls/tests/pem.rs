@@ -147,3 +147,20 @@ fn a_non_ca_der_blob_is_refused_as_root() {
     let err = client_config(&ClientOptions::new(roots)).unwrap_err();
     assert!(matches!(err, TlsError::BadCertificate { .. }), "{err:?}");
 }
+
+#[test]
+fn fingerprint_is_sha256_of_the_leaf() {
+    let a = Identity::self_signed(&["localhost"]).unwrap();
+    let b = Identity::self_signed(&["localhost"]).unwrap();
+    let fa = a.fingerprint_sha256();
+    assert_eq!(fa.len(), 64);
+    assert!(
+        fa.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert_ne!(fa, b.fingerprint_sha256());
+    assert_eq!(fa, a.clone().fingerprint_sha256());
+    // Checked against an independent SHA-256 implementation.
+    use sha2::Digest as _;
+    assert_eq!(fa, hex::encode(sha2::Sha256::digest(a.leaf().as_ref())));
+}

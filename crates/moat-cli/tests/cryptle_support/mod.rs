@@ -408,11 +408,16 @@ pub fn seed_with_unique_secret(avoid: &[&[u8]]) -> (u64, String, String) {
     .concat()
     .into_bytes();
     let clean = |w: &str| !contains_word(&page, w) && avoid.iter().all(|a| !contains_word(a, w));
-    let control = cryptle_game::words::answers()
+    let answers: Vec<String> = cryptle_game::words::answers()
         .map(|w| w.as_str().to_owned())
-        .filter(|w| clean(w))
-        .last()
-        .expect("a control word");
+        .collect();
+    // From the end of the list, checked lazily: `avoid` may be a large binary.
+    let control = answers
+        .iter()
+        .rev()
+        .find(|w| clean(w))
+        .expect("a control word")
+        .clone();
     for seed in 1000u64.. {
         let secret = cryptle_game::SecretPicker::new(seed)
             .next_secret()

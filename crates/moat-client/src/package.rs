@@ -462,19 +462,26 @@ pub async fn pull_to_dir(
     }
     std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     let repo = reference.repository();
-    let mut written = Vec::new();
-    if remote.kind == PackageKind::Moat {
+    // Fetch and check the config first (it is small and held in memory), then stream the module
+    // to its file, and write the config only once both checked out: a failure anywhere leaves
+    // the directory as it was.
+    let config = if remote.kind == PackageKind::Moat {
         let bytes = pull_small(client, repo, &remote.config, MAX_CONFIG_BYTES, "config").await?;
         check_config(&bytes, &format!("config layer of {reference}"))?;
-        let path = dir.join(ConfigName::from_title(remote.config.title()).file_name());
-        write_atomically(&path, &bytes)?;
-        written.push(path);
-    }
+        Some((ConfigName::from_title(remote.config.title()), bytes))
+    } else {
+        None
+    };
     let module_path = dir.join(MODULE_FILE);
     client
         .pull_blob_to_file(repo, &remote.module, &module_path, progress)
         .await?;
-    written.push(module_path);
+    let mut written = vec![module_path];
+    if let Some((name, bytes)) = config {
+        let path = dir.join(name.file_name());
+        write_atomically(&path, &bytes)?;
+        written.push(path);
+    }
     Ok((remote, written))
 }
 

@@ -29,6 +29,16 @@ impl Clone for ClientIdentity {
     }
 }
 
+impl From<&moat_tls::Identity> for ClientIdentity {
+    /// The Keep's identity (self-signed or Steward-issued) as a registry client certificate.
+    fn from(identity: &moat_tls::Identity) -> Self {
+        ClientIdentity {
+            chain: identity.chain().to_vec(),
+            key: identity.private_key().clone_key(),
+        }
+    }
+}
+
 impl ClientIdentity {
     /// Load a PEM chain (leaf first) and a PEM private key (PKCS#8, SEC1 or PKCS#1).
     pub fn from_pem_files(chain: &Path, key: &Path) -> Result<Self, RegistryError> {
@@ -79,7 +89,7 @@ impl TlsOptions {
         self.identity.is_some()
     }
 
-    /// The rustls configuration (ring provider, TLS 1.2 and 1.3, HTTP/1.1 by ALPN).
+    /// The rustls configuration (ring provider, TLS 1.2 and 1.3; the connector adds ALPN).
     pub fn client_config(&self) -> Result<rustls::ClientConfig, RegistryError> {
         let mut store = RootCertStore::empty();
         for cert in &self.roots {
@@ -107,13 +117,12 @@ impl TlsOptions {
             .with_safe_default_protocol_versions()
             .map_err(|e| RegistryError::TlsConfig(e.to_string()))?
             .with_root_certificates(store);
-        let mut config = match &self.identity {
+        let config = match &self.identity {
             Some(id) => builder
                 .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
                 .map_err(|e| RegistryError::TlsConfig(format!("client identity: {e}")))?,
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 }

@@ -202,3 +202,41 @@ fn platform_info_explains_a_machine_without_hardware() {
     assert_eq!(text.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&text.stdout).contains("configfs-tsm"));
 }
+
+#[test]
+fn platform_info_sees_snp_through_a_fake_configfs_tsm() {
+    use moat_attest::test_roots::{FakeAmd, ReportParams};
+    let amd = FakeAmd::new("cli");
+    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["platform", "info", "--json"])
+        .env("MOAT_TSM_PATH", tsm.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let j = json(&out);
+    assert_eq!(j["platform"], "snp");
+    assert!(
+        j["can_produce"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "snp")
+    );
+    // The probe leaves no configfs entry behind.
+    assert_eq!(std::fs::read_dir(tsm.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn evidence_file_from_the_fake_chain_needs_its_test_root() {
+    use moat_attest::test_roots::{FakeAmd, ReportParams};
+    let amd = FakeAmd::new("cli");
+    let evidence = amd.chip().evidence(&ReportParams::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evidence.json");
+    std::fs::write(&path, evidence.to_cmw_json(None)).unwrap();
+    // The CLI trusts AMD's roots only: the fake chain is refused at the chain check.
+    let out = moat(&["evidence", "verify", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["check"], "snp.vek_chain");
+}

@@ -23,7 +23,7 @@ struct Registry {
     child: Child,
     addr: String,
     dir: tempfile::TempDir,
-    ca: TestCa,
+    ca: Arc<TestCa>,
 }
 
 impl Drop for Registry {
@@ -35,8 +35,16 @@ impl Drop for Registry {
 
 impl Registry {
     fn start(require_client_certs: bool) -> Registry {
+        Self::start_with(
+            Arc::new(TestCa::new("registry test CA")),
+            require_client_certs,
+            "",
+        )
+    }
+
+    /// A registry whose certificate `ca` signs; `extra` is appended to its config (e.g. `auth`).
+    fn start_with(ca: Arc<TestCa>, require_client_certs: bool, extra: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("registry test CA");
         let server = ca.server_identity(&["127.0.0.1", "localhost"]);
         let (chain, key) = server.to_pem();
         std::fs::write(dir.path().join("cert.pem"), chain).unwrap();
@@ -48,7 +56,7 @@ impl Registry {
             String::new()
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only-secret\n  tls:\n    certificate: {d}/cert.pem\n    key: {d}/key.pem\n{client_cas}",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only-secret\n  tls:\n    certificate: {d}/cert.pem\n    key: {d}/key.pem\n{client_cas}{extra}",
             root = dir.path().join("data").display(),
             d = dir.path().display(),
         );
@@ -447,4 +455,220 @@ async fn chunked_upload_resumes_after_the_connection_is_cut() {
             .unwrap(),
         data
     );
+}
+
+/// A token service for docker-registry's `token` auth: checks Basic credentials and answers with
+/// an ES256 JWT granting the scopes asked for, signed by a key whose self-signed certificate the
+/// registry trusts. Serves HTTPS on loopback; returns its realm URL and a request counter.
+async fn token_service(
+    ca: &TestCa,
+    signer_cert_der: Vec<u8>,
+    signer_pkcs8: Vec<u8>,
+    user: &'static str,
+    password: &'static str,
+) -> (String, Arc<AtomicU64>) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    let server_identity = ca.server_identity(&["127.0.0.1"]);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        server_identity.chain().to_vec(),
+        server_identity.private_key().clone_key(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let realm = format!("https://{}/token", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicU64::new(0));
+    let counter = requests.clone();
+    let key = Arc::new(
+        ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &signer_pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap(),
+    );
+    let x5c = base64::engine::general_purpose::STANDARD.encode(&signer_cert_der);
+    let expected_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let key = key.clone();
+            let x5c = x5c.clone();
+            let expected_auth = expected_auth.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let authorized = req
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .is_some_and(|v| v.as_bytes() == expected_auth.as_bytes());
+                    let query = req.uri().query().unwrap_or_default().to_owned();
+                    let mut service = String::new();
+                    let mut access = Vec::new();
+                    for pair in query.split('&') {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        let v = percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned();
+                        match k {
+                            "service" => service = v,
+                            "scope" => {
+                                // repository:NAME:ACTIONS
+                                let mut parts = v.splitn(3, ':');
+                                let (Some(kind), Some(name), Some(actions)) =
+                                    (parts.next(), parts.next(), parts.next())
+                                else {
+                                    continue;
+                                };
+                                access.push(serde_json::json!({
+                                    "type": kind,
+                                    "name": name,
+                                    "actions": actions.split(',').collect::<Vec<_>>(),
+                                }));
+                            }
+                            _ => {}
+                        }
+                    }
+                    let response = if !authorized {
+                        http::Response::builder()
+                            .status(401)
+                            .body(Full::new(Bytes::from_static(b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"bad credentials\"}]}")))
+                            .unwrap()
+                    } else {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs();
+                        let header =
+                            serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
+                        let claims = serde_json::json!({
+                            "iss": "moat-test-issuer",
+                            "sub": "alice",
+                            "aud": service,
+                            "exp": now + 300,
+                            "nbf": now - 10,
+                            "iat": now,
+                            "jti": format!("{}", now),
+                            "access": access,
+                        });
+                        let signing_input = format!(
+                            "{}.{}",
+                            URL_SAFE_NO_PAD.encode(header.to_string()),
+                            URL_SAFE_NO_PAD.encode(claims.to_string())
+                        );
+                        let signature = key
+                            .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+                            .unwrap();
+                        let token = format!(
+                            "{signing_input}.{}",
+                            URL_SAFE_NO_PAD.encode(signature.as_ref())
+                        );
+                        http::Response::builder()
+                            .status(200)
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(
+                                serde_json::json!({"token": token}).to_string(),
+                            )))
+                            .unwrap()
+                    };
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (realm, requests)
+}
+
+#[tokio::test]
+async fn bearer_token_challenge_flow() {
+    // The token signer: a self-signed P-256 certificate the registry trusts for tokens.
+    let signer_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let signer_cert = rcgen::CertificateParams::new(vec!["token-signer".to_owned()])
+        .unwrap()
+        .self_signed(&signer_key)
+        .unwrap();
+    let ca = Arc::new(TestCa::new("token test CA"));
+    let (realm, token_requests) = token_service(
+        &ca,
+        signer_cert.der().to_vec(),
+        signer_key.serialize_der(),
+        "alice",
+        "s3cret",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token-signer.pem"), signer_cert.pem()).unwrap();
+    let auth = format!(
+        "auth:\n  token:\n    realm: {realm}\n    service: moat-test-registry\n    issuer: moat-test-issuer\n    rootcertbundle: {}\n",
+        dir.path().join("token-signer.pem").display()
+    );
+    let registry = Registry::start_with(ca.clone(), false, &auth);
+
+    // Anonymous: the token service refuses, and the error says so.
+    let anonymous = registry.client();
+    let err = anonymous.ping().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized { .. } | RegistryError::TokenService { .. }
+        ),
+        "{err}"
+    );
+
+    // Wrong password: refused.
+    let mut options = registry.options();
+    options.credentials = Some(moat_client::auth::Credentials {
+        username: "alice".into(),
+        password: "wrong".into(),
+    });
+    let wrong = RegistryClient::new(&registry.addr, options).unwrap();
+    assert!(wrong.ping().await.is_err());
+
+    // Right credentials: the client answers each challenge with a token for its scope.
+    let mut options = registry.options();
+    options.credentials = Some(moat_client::auth::Credentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    });
+    let client = RegistryClient::new(&registry.addr, options).unwrap();
+    client.ping().await.unwrap();
+    let src = package_dir(&module(300), "");
+    let built = LocalPackage::from_path(src.path(), None).unwrap().build();
+    let reference: Reference = format!("{}/demo/app:v1", registry.addr).parse().unwrap();
+    let digest = built.push(&client, &reference, &NoProgress).await.unwrap();
+    let pulled = package::pull(&client, &reference, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(pulled.remote.digest, digest);
+    // A mount asks for a token covering both repositories.
+    let module_digest = &built.manifest.layers[0].digest;
+    assert!(
+        client
+            .mount_blob("demo/copy", module_digest, "demo/app")
+            .await
+            .unwrap()
+    );
+    assert!(token_requests.load(Ordering::SeqCst) >= 3);
 }

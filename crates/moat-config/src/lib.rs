@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Errors ([`ConfigError`]) name the file, line and column and say what is allowed; command-line
-//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`].
+//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`]; with the `clap`
+//! feature, `OverrideArgs` declares those flags for a command to flatten in.
 
 mod error;
 mod model;
@@ -41,6 +42,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, Origin};
 pub use model::*;
+#[cfg(feature = "clap")]
+pub use overrides::OverrideArgs;
 pub use overrides::Overrides;
 pub use template::template;
 
@@ -84,7 +87,8 @@ impl Config {
 
     /// Parse and validate a config held in memory. Relative paths resolve against `base_dir`.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        Self::from_bytes(text.as_bytes(), None, base_dir)
+        let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+        Self::from_bytes(text.as_bytes(), None, &base_dir)
     }
 
     fn from_bytes(

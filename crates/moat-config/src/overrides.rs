@@ -292,3 +292,63 @@ fn parse_dir_flag(spec: &str, cwd: &Path) -> Result<Dir, ConfigError> {
         origin: Origin::Flag(format!("--dir {spec}")),
     })
 }
+
+/// The override flags as clap arguments (feature `clap`): `#[command(flatten)]` them into a
+/// command and call [`OverrideArgs::overrides`], so every command spells them the same way.
+#[cfg(feature = "clap")]
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct OverrideArgs {
+    /// Set an environment variable for the workload (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Append an argument after the config's `args` (repeatable; also: arguments after `--`).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Pre-open a host directory, optionally at another guest path, optionally read-only.
+    #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]")]
+    pub dirs: Vec<String>,
+    /// Add a listening socket, or replace the one called NAME (tls:// or tcp://).
+    #[arg(long = "listen", value_name = "NAME=tls://ADDR:PORT")]
+    pub listen: Vec<String>,
+    /// Add an outgoing connection, or replace the one called NAME (tls:// or tcp://).
+    #[arg(long = "connect", value_name = "NAME=tls://HOST:PORT")]
+    pub connect: Vec<String>,
+    /// Maximum workload memory, e.g. 256MiB [config: limits.max_memory; default 512MiB].
+    #[arg(long, value_name = "SIZE", env = "MOAT_MAX_MEMORY")]
+    pub max_memory: Option<String>,
+    /// Stop the workload after this wall-clock time, e.g. 30s [default: none].
+    #[arg(long, value_name = "DURATION", env = "MOAT_WALL_TIME")]
+    pub wall_time: Option<String>,
+    /// Stop the workload after this much time running wasm, e.g. 10s [default: none].
+    #[arg(long, value_name = "DURATION", env = "MOAT_CPU_TIME")]
+    pub cpu_time: Option<String>,
+    /// Connections open at once per listener [default: 1024].
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        env = "MOAT_MAX_CONNECTIONS"
+    )]
+    pub max_connections_per_listener: Option<String>,
+    /// Drop TLS handshakes taking longer than this [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "MOAT_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<String>,
+}
+
+#[cfg(feature = "clap")]
+impl OverrideArgs {
+    /// The flags as [`Overrides`], with `extra_args` (e.g. those after `--`) appended to `--arg`s.
+    pub fn overrides(&self, extra_args: &[String]) -> Overrides {
+        Overrides {
+            env: self.env.clone(),
+            args: self.args.iter().chain(extra_args).cloned().collect(),
+            dirs: self.dirs.clone(),
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+            max_memory: self.max_memory.clone(),
+            wall_time: self.wall_time.clone(),
+            cpu_time: self.cpu_time.clone(),
+            max_connections_per_listener: self.max_connections_per_listener.clone(),
+            handshake_timeout: self.handshake_timeout.clone(),
+        }
+    }
+}

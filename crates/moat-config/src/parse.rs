@@ -682,15 +682,15 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    let valid_dns = host.len() <= 253
-        && host.split('.').enumerate().all(|(i, label)| {
-            // A trailing dot (fully qualified name) leaves one empty last label.
-            (label.is_empty() && i > 0 && host.ends_with('.') && i == host.split('.').count() - 1)
-                || (!label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    // A fully qualified name may end in one dot.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid_dns = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if valid_dns {
         Ok(())

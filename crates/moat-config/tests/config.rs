@@ -657,3 +657,35 @@ fn json_summary_serializes() {
             .ends_with(":11:1")
     );
 }
+
+#[test]
+fn connect_hosts_are_dns_names_or_addresses() {
+    let host = |h: &str| {
+        Config::from_toml_str(
+            &format!("[[files]]\nkind = \"connect\"\nname = \"c\"\nhost = \"{h}\"\n"),
+            Path::new("."),
+        )
+    };
+    for ok in [
+        "example.com",
+        "example.com.",
+        "xn--bcher-kva.example",
+        "10.0.0.1",
+        "::1",
+        "a_b-c",
+    ] {
+        assert!(host(ok).is_ok(), "{ok}: {:?}", host(ok));
+    }
+    let long_label = "a".repeat(64);
+    for bad in [
+        "",
+        "a..b",
+        ".",
+        "a b",
+        "http://x",
+        long_label.as_str(),
+        "[::1]",
+    ] {
+        assert!(host(bad).is_err(), "{bad} accepted");
+    }
+}

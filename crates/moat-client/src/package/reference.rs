@@ -361,4 +361,23 @@ mod tests {
         assert!(validate_tag("_x").is_ok());
         assert!(validate_tag("V1.2-rc_3").is_ok());
     }
+
+    #[test]
+    fn mutated_references_never_panic() {
+        let good = format!("registry.example:5000/demo/app:v1@{D}");
+        for i in 0..good.len() {
+            for replacement in ['/', ':', '@', '.', '-', '_', 'A', '\u{e9}', ' ', '\0'] {
+                let mut mutated: Vec<char> = good.chars().collect();
+                mutated[i] = replacement;
+                let mutated: String = mutated.into_iter().collect();
+                if let Ok(r) = mutated.parse::<Reference>() {
+                    // Whatever parses must print back to something that parses the same.
+                    assert_eq!(r.to_string().parse::<Reference>().unwrap(), r);
+                }
+            }
+        }
+        for len in 0..good.len() {
+            let _ = good[..len].parse::<Reference>();
+        }
+    }
 }

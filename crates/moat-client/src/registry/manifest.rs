@@ -156,4 +156,23 @@ mod tests {
             Err(ManifestError::TooManyLayers(_))
         ));
     }
+
+    #[test]
+    fn mutated_manifests_never_panic_and_keep_digests_checked() {
+        let good = sample().to_bytes();
+        for i in 0..good.len() {
+            for flip in [0x01u8, 0x20, 0x80] {
+                let mut bytes = good.clone();
+                bytes[i] ^= flip;
+                // Either a typed error or a manifest whose descriptors still hold valid digests.
+                if let Ok(m) = ImageManifest::parse(&bytes) {
+                    assert_eq!(m.schema_version, 2);
+                    let _ = m.config.digest.to_string();
+                }
+            }
+        }
+        for len in 0..good.len() {
+            assert!(ImageManifest::parse(&good[..len]).is_err());
+        }
+    }
 }

@@ -868,7 +868,9 @@ impl RegistryClient {
         if let Some(service) = service {
             url = with_query(&url, "service", service);
         }
-        if let Some(scope) = scope {
+        // A challenge may ask for several scopes at once (a mount needs the source repository
+        // too), space-separated; token services expect each as its own `scope` parameter.
+        for scope in scope.into_iter().flat_map(str::split_whitespace) {
             url = with_query(&url, "scope", scope);
         }
         let mut builder = Request::builder().method(Method::GET).uri(&url);

@@ -6,8 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Where a config value came from: a position in a config file (or string), or a command-line flag.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "from", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// A position in a TOML source. `file` is `None` for configs loaded from a string.
     Source {
@@ -37,6 +36,13 @@ impl fmt::Display for Origin {
             Origin::Flag(flag) => write!(f, "`{flag}`"),
             Origin::Default => f.write_str("<default>"),
         }
+    }
+}
+
+impl serde::Serialize for Origin {
+    /// As its display form (`Moat.toml:12:1`, `` `--listen web=...` ``, `<default>`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Errors ([`ConfigError`]) name the file, line and column and say what is allowed; command-line
-//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`].
+//! flags are applied on top of a file with [`Config::apply`] and [`Overrides`]; with the `clap`
+//! feature, `OverrideArgs` declares those flags for a command to flatten in.
 
 mod error;
 mod model;
@@ -35,11 +36,14 @@ mod template;
 pub mod units;
 
 use std::collections::{HashMap, HashSet};
+
 use std::io::Read;
 use std::path::Path;
 
 pub use error::{ConfigError, Origin};
 pub use model::*;
+#[cfg(feature = "clap")]
+pub use overrides::OverrideArgs;
 pub use overrides::Overrides;
 pub use template::template;
 
@@ -83,7 +87,8 @@ impl Config {
 
     /// Parse and validate a config held in memory. Relative paths resolve against `base_dir`.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        Self::from_bytes(text.as_bytes(), None, base_dir)
+        let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+        Self::from_bytes(text.as_bytes(), None, &base_dir)
     }
 
     fn from_bytes(
@@ -100,21 +105,13 @@ impl Config {
         }
         let text = std::str::from_utf8(bytes).map_err(|err| {
             let valid = std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or_default();
-            let src = parse::Source {
-                text: valid,
-                file,
-                base_dir,
-            };
+            let src = parse::Source::new(valid, file, base_dir);
             ConfigError::Syntax {
                 at: src.origin(&(valid.len()..valid.len())),
                 message: "the file is not UTF-8 text".into(),
             }
         })?;
-        let src = parse::Source {
-            text,
-            file,
-            base_dir,
-        };
+        let src = parse::Source::new(text, file, base_dir);
         let config = parse::parse(&src)?;
         config.validate()?;
         Ok(config)
@@ -127,19 +124,25 @@ impl Config {
     /// - no two listeners bind the same address and port (port 0 excepted);
     /// - guest paths of pre-opened directories are unique, and their host directories exist.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut sockets: HashMap<&str, &FileEntry> = HashMap::new();
+        let is_socket =
+            |e: &FileEntry| matches!(e.kind, FileKind::Listen(_) | FileKind::Connect(_));
+        let mut first_by_name: HashMap<&str, &FileEntry> = HashMap::new();
         for entry in &self.files {
-            if matches!(entry.kind, FileKind::Listen(_) | FileKind::Connect(_))
-                && let Some(first) = sockets.insert(&entry.name, entry)
-            {
-                return Err(clash(entry, first));
-            }
-        }
-        for entry in &self.files {
-            if let Some(socket) = sockets.get(entry.name.as_str())
-                && !std::ptr::eq(*socket, entry)
-            {
-                return Err(clash(entry, socket));
+            match first_by_name.get(entry.name.as_str()) {
+                None => {
+                    first_by_name.insert(&entry.name, entry);
+                }
+                Some(first) if is_socket(first) || is_socket(entry) => {
+                    // Blame the entry a command-line flag wrote, else the later one.
+                    return Err(match (&first.origin, &entry.origin) {
+                        (Origin::Flag(_), origin) if !matches!(origin, Origin::Flag(_)) => {
+                            clash(first, entry)
+                        }
+                        _ => clash(entry, first),
+                    });
+                }
+                // Several stdio or null entries may share a name, as in Enarx.
+                Some(_) => {}
             }
         }
         let mut binds = HashMap::new();

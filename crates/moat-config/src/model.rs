@@ -38,6 +38,7 @@ pub struct FileEntry {
     /// `connect` entry's host.
     pub name: String,
     /// What the fd is.
+    #[serde(flatten)]
     pub kind: FileKind,
     /// Where the entry was written.
     pub origin: Origin,
@@ -205,13 +206,16 @@ pub struct Limits {
     /// Maximum linear memory of the workload, in bytes (all memories and tables together).
     pub max_memory: u64,
     /// Stop the workload after this much wall-clock time. `None`: no limit (servers).
+    #[serde(serialize_with = "ser_opt_duration")]
     pub wall_time: Option<Duration>,
     /// Stop the workload after this much time executing wasm (time blocked in host calls does not
     /// count). `None`: no limit.
+    #[serde(serialize_with = "ser_opt_duration")]
     pub cpu_time: Option<Duration>,
     /// Maximum connections open at once on each listener; more wait in the OS backlog.
     pub max_connections_per_listener: u32,
     /// A TLS handshake (either direction) that takes longer is dropped.
+    #[serde(serialize_with = "ser_duration")]
     pub handshake_timeout: Duration,
 }
 
@@ -254,5 +258,16 @@ impl Default for Config {
             limits: Limits::default(),
             source: None,
         }
+    }
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::units::format_duration(*d))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
     }
 }

@@ -49,21 +49,35 @@ const KINDS: &str = "null, stdin, stdout, stderr, listen, connect";
 /// The source being parsed: its text (for line/column), its file name and the directory that
 /// relative paths resolve against.
 pub(crate) struct Source<'s> {
-    pub text: &'s str,
-    pub file: Option<&'s Path>,
-    pub base_dir: &'s Path,
+    text: &'s str,
+    file: Option<&'s Path>,
+    base_dir: &'s Path,
+    /// Byte offset where each line starts, so that positions are found by binary search (a
+    /// config with thousands of entries must not cost a scan from the top per entry).
+    line_starts: Vec<usize>,
 }
 
-impl Source<'_> {
+impl<'s> Source<'s> {
+    pub fn new(text: &'s str, file: Option<&'s Path>, base_dir: &'s Path) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source {
+            text,
+            file,
+            base_dir,
+            line_starts,
+        }
+    }
+
     pub fn origin(&self, span: &Range<usize>) -> Origin {
-        let offset = span.start.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let column = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(self.text, span.start.min(self.text.len()));
+        let line_index = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let line_start = self.line_starts[line_index];
+        let column = self.text[line_start..offset].chars().count() + 1;
         Origin::Source {
             file: self.file.map(Path::to_path_buf),
-            line,
+            line: line_index + 1,
             column,
         }
     }
@@ -668,15 +682,15 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    let valid_dns = host.len() <= 253
-        && host.split('.').enumerate().all(|(i, label)| {
-            // A trailing dot (fully qualified name) leaves one empty last label.
-            (label.is_empty() && i > 0 && host.ends_with('.') && i == host.split('.').count() - 1)
-                || (!label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    // A fully qualified name may end in one dot.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid_dns = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if valid_dns {
         Ok(())

@@ -75,7 +75,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Render a size the way [`parse_size`] reads it back (exact, largest whole binary unit).
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -85,11 +85,11 @@ pub fn format_size(bytes: u64) -> String {
 /// Render a duration the way [`parse_duration`] reads it back.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms != 0 && ms % 3_600_000 == 0 {
+    if ms != 0 && ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms != 0 && ms % 60_000 == 0 {
+    } else if ms != 0 && ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

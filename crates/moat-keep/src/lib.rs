@@ -8,8 +8,11 @@
 //! The Keep's TLS identity is an input of the run, not something this crate invents: callers
 //! build the listener and connector configurations (`rustls::ServerConfig`/`ClientConfig`) from
 //! whatever identity they hold (a self-signed one per run, or a Steward-issued chain) and pass
-//! them in the socket specs; see [`run::RunSpec`].
+//! them in the socket specs; see [`run::RunSpec`]. [`workload`] builds those specs from a
+//! `moat_config::Config` and a `moat_tls::Identity`; [`attested`] obtains the Keep's attested
+//! identity (key, evidence, Steward certificate) when a Steward is configured.
 
+pub mod attested;
 pub mod engine;
 pub mod limits;
 pub mod run;
@@ -59,3 +62,4 @@ pub enum KeepError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
+//! moat-keep: see the crate description.

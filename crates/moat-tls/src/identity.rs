@@ -177,6 +177,16 @@ impl Identity {
         &self.chain[0]
     }
 
+    /// SHA-256 of the leaf certificate (DER), lowercase hex: what a user pins or compares with
+    /// `openssl x509 -noout -fingerprint -sha256` (which prints it upper-case with colons).
+    pub fn fingerprint_sha256(&self) -> String {
+        ring::digest::digest(&ring::digest::SHA256, self.leaf().as_ref())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The private key (DER).
     pub fn private_key(&self) -> &PrivateKeyDer<'static> {
         &self.key

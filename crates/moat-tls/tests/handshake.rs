@@ -242,3 +242,47 @@ async fn pem_round_trip_keeps_a_working_identity() {
     assert_eq!(served, Ok(0));
     assert!(talked.is_ok());
 }
+
+#[tokio::test]
+async fn servers_speak_tls13_and_still_accept_tls12_clients() {
+    let ca = TestCa::new("test CA");
+    let server = server_config(
+        &ca.server_identity(&["localhost"]),
+        &ServerOptions::default(),
+    )
+    .unwrap();
+    for (versions, expected) in [
+        (
+            &[
+                &moat_tls::rustls::version::TLS13,
+                &moat_tls::rustls::version::TLS12,
+            ][..],
+            moat_tls::rustls::ProtocolVersion::TLSv1_3,
+        ),
+        (
+            &[&moat_tls::rustls::version::TLS12][..],
+            moat_tls::rustls::ProtocolVersion::TLSv1_2,
+        ),
+    ] {
+        // A client built outside moat-tls, limited to the given versions.
+        let client = moat_tls::rustls::ClientConfig::builder_with_provider(moat_tls::provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(ca.roots().root_store().unwrap())
+            .with_no_client_auth();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_once(listener, server.clone()));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = TlsConnector::from(Arc::new(client))
+            .connect(server_name("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(expected));
+        tls.write_all(b"hello").await.unwrap();
+        let mut buf = Vec::new();
+        tls.read_to_end(&mut buf).await.unwrap();
+        assert_eq!(buf, b"HELLO");
+        assert_eq!(served.await.unwrap(), Ok(0));
+    }
+}

@@ -1,0 +1,49 @@
+//! Shared by the `run_*` end-to-end tests: the `moat` binary under test and small client helpers.
+//! Each test binary uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use moat_testkit::process::Moat;
+use moat_testkit::{configs, guests, net};
+
+/// The `moat` binary cargo built for these tests.
+pub const MOAT: &str = env!("CARGO_BIN_EXE_moat");
+
+/// A Keep running `guest` with one listener called `sock` on a fresh port; waits for the guest's
+/// `listening` line. Returns the handle and the port.
+pub fn serve(guest: &str, prot: &str) -> (moat_testkit::process::Running, u16) {
+    let port = net::free_port();
+    let config = configs::stdio() + &configs::listen("sock", prot, port);
+    let mut keep = Moat::run(MOAT, guests::module(guest))
+        .config(&config)
+        .guest_args(["sock"])
+        .spawn();
+    keep.wait_for_stdout("listening");
+    (keep, port)
+}
+
+/// Plain TCP: send `payload`, half-close, read until the server closes.
+pub fn tcp_roundtrip(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(moat_testkit::WAIT)).unwrap();
+    // Write on another thread: a large payload fills both directions' buffers otherwise.
+    let mut writer = tcp.try_clone().unwrap();
+    let payload_owned = payload.to_vec();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&payload_owned).expect("send");
+        writer.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::new();
+    tcp.read_to_end(&mut back).expect("read the echo");
+    sender.join().unwrap();
+    back
+}
+
+/// A payload of `len` bytes that is not all one value, so reordering would show.
+pub fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}

@@ -40,16 +40,17 @@ impl Default for Limits {
 pub enum LimitExceeded {
     #[error(
         "memory limit exceeded: the workload tried to grow its memory to {requested} bytes; the \
-         limit is {limit} bytes (raise it with --max-memory or `limits.max_memory`)"
+         limit is {limit} bytes (raise it with --max-memory or `max_memory` in [limits])"
     )]
     Memory { limit: u64, requested: u64 },
     #[error(
-        "CPU time limit of {limit:?} exceeded (raise it with --max-cpu-time or \
-         `limits.max_cpu_time`)"
+        "CPU time limit of {limit:?} exceeded: the workload executed wasm for longer (raise it \
+         with --cpu-time or `cpu_time` in [limits])"
     )]
     CpuTime { limit: Duration },
     #[error(
-        "wall-clock limit of {limit:?} exceeded (raise it with --timeout or `limits.timeout`)"
+        "wall-clock time limit of {limit:?} exceeded (raise it with --wall-time or `wall_time` in \
+         [limits])"
     )]
     WallTime { limit: Duration },
     #[error("table limit exceeded: {requested} elements requested, the limit is {limit}")]

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use moat_keep::{CacheSetting, KeepError, LimitExceeded, Limits, RunOutcome, RunSpec};
+use moat_keep::wasi as moat_wasi;
 use moat_wasi::{DirSpec, FdSpec, ListenLimits, WasiSpec};
 
 const IMPORTS: &str = r#"
@@ -60,7 +61,7 @@ fn start(
     mut spec: RunSpec,
 ) -> (Option<SocketAddr>, std::thread::JoinHandle<Result<RunOutcome, KeepError>>) {
     let (tx, rx) = mpsc::channel();
-    spec.on_listening = Some(Box::new(move |ls| {
+    spec.on_listening = Some(Box::new(move |ls: &[moat_wasi::BoundListener]| {
         let _ = tx.send(ls.first().map(|l| l.addr));
     }));
     let handle = std::thread::spawn(move || moat_keep::run_blocking(&wasm, spec));

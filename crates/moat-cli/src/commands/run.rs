@@ -59,11 +59,11 @@ pub struct RunArgs {
     max_memory: Option<String>,
 
     /// Stop the workload after this much wall-clock time, e.g. `30s`.
-    #[arg(long = "timeout", alias = "wall-time", value_name = "DURATION")]
+    #[arg(long = "wall-time", alias = "timeout", value_name = "DURATION")]
     wall_time: Option<String>,
 
     /// Stop the workload after this much time executing wasm, e.g. `5s`.
-    #[arg(long = "max-cpu-time", alias = "cpu-time", value_name = "DURATION")]
+    #[arg(long = "cpu-time", alias = "max-cpu-time", value_name = "DURATION")]
     cpu_time: Option<String>,
 
     /// Connections open at once per listener; more wait in the OS backlog.
@@ -81,6 +81,24 @@ pub struct RunArgs {
     /// Compile the module without using or filling the cache.
     #[arg(long, env = "MOAT_NO_CACHE")]
     no_cache: bool,
+
+    /// Attest to this Steward and present its certificate (overrides the config's `steward`).
+    /// Without a Steward the Keep presents a fresh self-signed certificate.
+    #[arg(long, env = "MOAT_STEWARD", value_name = "URL")]
+    steward: Option<String>,
+
+    /// PEM file with the Steward's CA certificate (required with a Steward).
+    #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
+    steward_ca: Option<PathBuf>,
+
+    /// Evidence source: nil, snp or tdx (default: the best this machine has; never nil by
+    /// accident).
+    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
+    platform: Option<moat_attest::Platform>,
+
+    /// configfs-tsm base directory (tests point it at a fake provider).
+    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", hide = true)]
+    tsm_path: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -124,7 +142,24 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         .with_context(|| format!("cannot read the module {}", args.module.display()))
         .map_err(moat_error)?;
 
-    let identity = moat_keep::workload::self_signed_identity(&config).map_err(moat_error)?;
+    // The one place the Keep's identity is made: Steward-certified when a Steward is
+    // configured (attestation happens before the workload starts), else self-signed.
+    let steward = moat_keep::attested::StewardSettings::resolve(
+        config.steward.as_deref(),
+        args.steward.as_deref(),
+        args.steward_ca.as_deref(),
+        args.platform,
+        args.tsm_path.as_deref(),
+    )
+    .map_err(moat_error)?;
+    let identity = match steward {
+        Some(steward) => moat_keep::attested::attested_identity_blocking(
+            &steward,
+            &moat_keep::attested::local_workload_name(&module),
+        )
+        .map_err(moat_error)?,
+        None => moat_keep::workload::self_signed_identity(&config).map_err(moat_error)?,
+    };
     let wasi = moat_keep::workload::wasi_spec(&config, &identity).map_err(moat_error)?;
     let cache = match (args.no_cache, args.cache_dir) {
         (true, _) => CacheSetting::Disabled,
@@ -143,7 +178,7 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         wasi,
         limits: moat_keep::workload::limits(&config),
         cache,
-        on_listening: Some(Box::new(move |listeners| {
+        on_listening: Some(Box::new(move |listeners: &[moat_keep::wasi::BoundListener]| {
             for (l, requested) in listeners.iter().zip(requested_ports) {
                 let scheme = if l.tls { "tls" } else { "tcp" };
                 tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);

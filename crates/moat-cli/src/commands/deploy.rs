@@ -45,6 +45,14 @@ pub struct DeployArgs {
     /// PEM file of the Steward's CA certificate: the only root trusted for the Steward.
     #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
     steward_ca: Option<PathBuf>,
+    /// Which evidence the Keep produces: snp, tdx, or nil (no hardware: the certificate says
+    /// "not attested", and only a Steward policy allowing nil certifies it). Default: the best
+    /// hardware source this machine has; without one the deploy stops (never a silent nil).
+    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
+    platform: Option<moat_attest::Platform>,
+    /// configfs-tsm report directory the evidence comes from.
+    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", default_value = moat_attest::attester::DEFAULT_TSM_BASE)]
+    tsm_path: PathBuf,
     /// PEM CA certificate(s) to trust for the registry instead of the platform's root store.
     #[arg(long = "registry-ca", env = "MOAT_REGISTRY_CA", value_name = "FILE")]
     registry_ca: Option<PathBuf>,
@@ -124,13 +132,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
 
     // 1. Attest first.
-    let pinned = match &source {
-        DeploySource::Registry(r) => r.digest().map(ToString::to_string),
-        DeploySource::File(_) => None,
-    };
     let identity = before_run(
         Step::Attest,
-        runtime.block_on(attest(&steward, &workload_name, pinned.as_deref())),
+        runtime.block_on(attest(&steward, &workload_name, &args)),
     )?;
     tracing::info!(workload = %workload_name, "attested; certificate obtained");
 
@@ -251,12 +255,31 @@ fn load_config(workload: &Workload) -> anyhow::Result<moat_config::Config> {
     }
 }
 
+/// The Keep's attestation step: a fresh key, evidence binding it (and the Steward's nonce), a
+/// CSR naming the workload, and the chain the Steward issues for it.
 async fn attest(
-    _steward: &StewardSettings,
-    _workload: &str,
-    _pinned: Option<&str>,
+    steward: &StewardSettings,
+    workload: &str,
+    args: &DeployArgs,
 ) -> anyhow::Result<moat_tls::Identity> {
-    anyhow::bail!("the Keep's attestation step is not in this build yet")
+    let request = moat_client::steward_attest::AttestRequest {
+        steward_url: steward.url.clone(),
+        steward_ca_pem: steward.ca_pem.clone(),
+        platform: args.platform,
+        attester: moat_attest::attester::AttesterConfig {
+            tsm_base: args.tsm_path.clone(),
+            ..Default::default()
+        },
+        workload: workload.to_owned(),
+    };
+    let attested = moat_client::steward_attest::attest(&request)
+        .await
+        .with_context(|| format!("attesting to {} for {workload}", steward.url))?;
+    tracing::info!(platform = %attested.platform, "certificate issued");
+    Ok(moat_tls::Identity::from_parts(
+        attested.chain,
+        attested.key,
+    )?)
 }
 
 fn run_workload(

@@ -15,6 +15,8 @@ use moat_client::package::source::{DeploySource, local_workload_name};
 use moat_client::package::{self, LocalPackage, Reference};
 use moat_client::registry::{ClientIdentity, ClientOptions, RegistryClient};
 
+use moat_keep::attested::StewardSettings;
+
 use super::package::BarProgress;
 use crate::exit::{self, ExitWith};
 
@@ -134,7 +136,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     // 1. Attest first.
     let identity = before_run(
         Step::Attest,
-        runtime.block_on(attest(&steward, &workload_name, &args)),
+        runtime.block_on(attest(&steward, &workload_name)),
     )?;
     tracing::info!(workload = %workload_name, "attested; certificate obtained");
 
@@ -158,12 +160,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     run_workload(runtime, &workload, config, identity, &args)
 }
 
-/// The Steward's URL and CA, from flags/env or (for local workloads) the config's `steward`.
-struct StewardSettings {
-    url: String,
-    ca_pem: Vec<u8>,
-}
-
+/// The Steward to attest to: `--steward` / `MOAT_STEWARD`, else (for local workloads) the
+/// config's `steward`. Unlike `moat run`, a deploy without a Steward is refused: the whole point
+/// of deploying is that the Keep proves itself before it gets the workload.
 fn steward_settings(
     args: &DeployArgs,
     local: Option<&Workload>,
@@ -172,20 +171,21 @@ fn steward_settings(
         .and_then(|w| w.config.as_ref())
         .and_then(|(text, dir)| moat_config::Config::from_toml_str(text, dir).ok())
         .and_then(|c| c.steward);
-    let url = args.steward.clone().or(from_config).context(
+    let settings = StewardSettings::resolve(
+        from_config.as_deref(),
+        args.steward.as_deref(),
+        args.steward_ca.as_deref(),
+        args.platform,
+        Some(&args.tsm_path),
+    )?
+    .context(
         "no Steward named: deploy attests before it fetches anything, so give --steward URL \
-         (or MOAT_STEWARD)",
+         (or MOAT_STEWARD) and --steward-ca FILE (or MOAT_STEWARD_CA)",
     )?;
-    if !url.starts_with("https://") {
-        anyhow::bail!("Steward URL {url:?} is not https://");
+    if !settings.url.starts_with("https://") {
+        anyhow::bail!("Steward URL {:?} is not https://", settings.url);
     }
-    let ca_path = args
-        .steward_ca
-        .as_ref()
-        .context("no Steward CA: give --steward-ca FILE (or MOAT_STEWARD_CA), the only root trusted for the Steward")?;
-    let ca_pem = std::fs::read(ca_path)
-        .with_context(|| format!("reading the Steward CA {}", ca_path.display()))?;
-    Ok(StewardSettings { url, ca_pem })
+    Ok(settings)
 }
 
 fn read_local(path: &Path, args: &DeployArgs) -> anyhow::Result<Workload> {
@@ -255,31 +255,12 @@ fn load_config(workload: &Workload) -> anyhow::Result<moat_config::Config> {
     }
 }
 
-/// The Keep's attestation step: a fresh key, evidence binding it (and the Steward's nonce), a
-/// CSR naming the workload, and the chain the Steward issues for it.
-async fn attest(
-    steward: &StewardSettings,
-    workload: &str,
-    args: &DeployArgs,
-) -> anyhow::Result<moat_tls::Identity> {
-    let request = moat_client::steward_attest::AttestRequest {
-        steward_url: steward.url.clone(),
-        steward_ca_pem: steward.ca_pem.clone(),
-        platform: args.platform,
-        attester: moat_attest::attester::AttesterConfig {
-            tsm_base: args.tsm_path.clone(),
-            ..Default::default()
-        },
-        workload: workload.to_owned(),
-    };
-    let attested = moat_client::steward_attest::attest(&request)
+/// The Keep's attestation step (`moat_keep::attested`): a fresh key, evidence binding it and
+/// the Steward's nonce, a CSR naming the workload, and the chain the Steward issues for it.
+async fn attest(steward: &StewardSettings, workload: &str) -> anyhow::Result<moat_tls::Identity> {
+    Ok(moat_keep::attested::attested_identity(steward, workload)
         .await
-        .with_context(|| format!("attesting to {} for {workload}", steward.url))?;
-    tracing::info!(platform = %attested.platform, "certificate issued");
-    Ok(moat_tls::Identity::from_parts(
-        attested.chain,
-        attested.key,
-    )?)
+        .with_context(|| format!("attesting to {} for {workload}", steward.url))?)
 }
 
 fn run_workload(

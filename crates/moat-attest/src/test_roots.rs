@@ -37,6 +37,8 @@ use crate::roots::AmdRoot;
 /// A fake AMD root of trust: ARK (self-signed) and ASK, both ECDSA P-384.
 pub struct FakeAmd {
     name: String,
+    ark_params: CertificateParams,
+    ark_key: KeyPair,
     ask_params: CertificateParams,
     ask_key: KeyPair,
     ark_pem: String,
@@ -78,12 +80,14 @@ impl FakeAmd {
         let ark = ark_params.self_signed(&ark_key).expect("self-sign ARK");
         let ask_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).expect("P-384 keygen");
         let ask_params = ca_params(&format!("TEST-ONLY SEV-{name}"));
-        let ark_issuer = Issuer::new(ark_params, &ark_key);
+        let ark_issuer = Issuer::from_params(&ark_params, &ark_key);
         let ask = ask_params
             .signed_by(&ask_key, &ark_issuer)
             .expect("sign ASK");
         FakeAmd {
             name: name.into(),
+            ark_params,
+            ark_key,
             ask_params,
             ask_key,
             ark_pem: ark.pem(),
@@ -97,6 +101,42 @@ impl FakeAmd {
     pub fn root(&self) -> AmdRoot {
         AmdRoot::test_only(&self.name, self.ark_der.clone(), self.ask_der.clone())
             .expect("fake root is consistent")
+    }
+
+    /// A CRL signed by the fake ARK, current from `this_update` to `next_update` (y, m, d),
+    /// listing the ASK when `revoke_ask`.
+    pub fn crl(
+        &self,
+        revoke_ask: bool,
+        this_update: (i32, u8, u8),
+        next_update: (i32, u8, u8),
+    ) -> Vec<u8> {
+        use rcgen::{
+            CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber,
+        };
+        use x509_parser::prelude::FromDer;
+        let (_, ask) = x509_parser::certificate::X509Certificate::from_der(&self.ask_der)
+            .expect("fake ASK parses");
+        let this = rcgen::date_time_ymd(this_update.0, this_update.1, this_update.2);
+        let params = CertificateRevocationListParams {
+            this_update: this,
+            next_update: rcgen::date_time_ymd(next_update.0, next_update.1, next_update.2),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: if revoke_ask {
+                vec![RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(ask.raw_serial()),
+                    revocation_time: this,
+                    reason_code: None,
+                    invalidity_date: None,
+                }]
+            } else {
+                vec![]
+            },
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let issuer = Issuer::from_params(&self.ark_params, &self.ark_key);
+        params.signed_by(&issuer).expect("sign CRL").der().to_vec()
     }
 
     /// PEM of the fake ARK and ASK (for a Steward's test-only configuration).

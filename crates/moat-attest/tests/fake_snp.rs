@@ -210,3 +210,40 @@ fn cert_tables_are_parsed_defensively() {
     unterminated.extend_from_slice(&[1u8; 24]);
     assert!(vek_from_cert_table(&unterminated).is_err());
 }
+
+#[test]
+fn crls_from_the_root_are_checked() {
+    let (amd, chip) = amd();
+    let with_crl = |crl: Vec<u8>| {
+        let Evidence::Snp(mut s) = chip.evidence(&ReportParams::default()) else {
+            unreachable!()
+        };
+        s.crls = vec![crl];
+        Evidence::Snp(s)
+    };
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000); // 2026-05-28
+    let v = verifier().at(at);
+    // Current, nothing revoked: verifies.
+    v.verify_evidence(&with_crl(amd.crl(false, (2026, 1, 1), (2027, 1, 1))))
+        .unwrap();
+    // The ASK revoked.
+    let ev = with_crl(amd.crl(true, (2026, 1, 1), (2027, 1, 1)));
+    assert_eq!(check_of(&ev, &v), Check::Revoked);
+    // Stale revocation data.
+    let ev = with_crl(amd.crl(false, (2025, 1, 1), (2025, 6, 1)));
+    assert_eq!(check_of(&ev, &v), Check::CrlExpired);
+    // A CRL naming this ARK but signed by another key.
+    let mut forged = amd.crl(false, (2026, 1, 1), (2027, 1, 1));
+    let n = forged.len();
+    forged[n - 5] ^= 0x01;
+    assert_eq!(check_of(&with_crl(forged), &v), Check::CrlSignature);
+    // Garbage where a CRL should be.
+    assert_eq!(
+        check_of(&with_crl(vec![0x30, 0x00]), &v),
+        Check::CrlSignature
+    );
+    // A CRL from an unrelated root does not concern this chain.
+    let other = FakeAmd::new("unrelated");
+    v.verify_evidence(&with_crl(other.crl(true, (2025, 1, 1), (2025, 2, 1))))
+        .unwrap();
+}

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 /// Generic failure of a non-run command (also: a `verify` whose claims do not match).
 pub const FAILURE: u8 = 1;
+/// Input that cannot be read at all (a file that is not evidence, a CSR or a time), as clap's
+/// usage errors also exit 2.
+pub const BAD_INPUT: u8 = 2;
 /// Moat itself failed before the workload started (config, files, attestation, registry).
 pub const MOAT_ERROR: u8 = 125;
 /// The module cannot run: invalid wasm, or imports Moat does not provide.

@@ -123,6 +123,20 @@ fn push_info_pull_round_trip() {
     let pushed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pushed["kind"], "moat");
     assert_ne!(pushed["digest"], digest.as_str());
+
+    let out = moat(
+        home.path(),
+        &registry.ca_path,
+        &[
+            "package",
+            "tags",
+            &format!("{}/demo/echo", registry.addr),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tags, serde_json::json!(["v1", "v2"]));
 }
 
 #[test]

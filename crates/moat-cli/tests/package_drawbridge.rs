@@ -10,7 +10,6 @@ use support::stack::{self, moat, ok, text};
 const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
 #[test]
-#[ignore = "waits for moat drawbridge serve on main"]
 fn token_login_push_and_pull_of_a_private_package() {
     let dir = tempfile::tempdir().unwrap();
     let db = stack::drawbridge(dir.path(), "demo/private", None);

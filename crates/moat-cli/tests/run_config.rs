@@ -82,7 +82,7 @@ fn directories_and_environment_from_flags() {
     let data = keep.workdir().join("flagdir");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("in.txt"), "via flags").unwrap();
-    let dir_flag = format!("{}::/mnt", data.display());
+    let dir_flag = format!("{}:/mnt", data.display());
     let done = keep
         .args(["--dir", &dir_flag, "--env", "MODE=flags"])
         .guest_args(["/mnt"])

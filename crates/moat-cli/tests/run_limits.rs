@@ -65,7 +65,7 @@ fn memory_bomb_is_stopped_by_the_memory_limit() {
 #[test]
 fn connection_hoarder_is_held_to_the_per_listener_limit() {
     let port = net::free_port();
-    let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"20s\""])
+    let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"10s\""])
         + &configs::stdio()
         + &configs::listen("sock", "tcp", port);
     let mut keep = Moat::run(MOAT, guests::module("flood"))

@@ -235,3 +235,14 @@ fn fd_table_puts_entry_i_at_fd_i_and_dirs_after_sockets() {
         done.stdout
     );
 }
+
+#[test]
+fn a_listener_can_come_from_the_command_line() {
+    let port = net::free_port();
+    let mut keep = Moat::run(MOAT, guests::module("echo-tokio"))
+        .args(["--listen", &format!("web=tcp://127.0.0.1:{port}")])
+        .guest_args(["web"])
+        .spawn();
+    keep.wait_for_stdout("listening");
+    assert_eq!(tcp_roundtrip(net::local(port), b"from a flag"), b"from a flag");
+}

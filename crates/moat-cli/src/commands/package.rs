@@ -30,6 +30,8 @@ Examples:
     Pull(PullArgs),
     /// Show what a reference names: digest, layout, layers.
     Info(InfoArgs),
+    /// List a repository's tags (all pages, in the registry's lexical order).
+    Tags(TagsArgs),
 }
 
 /// How to reach a registry: which CA to trust and what client certificate to present.
@@ -130,6 +132,21 @@ pub struct InfoArgs {
     registry: RegistryOpts,
 }
 
+#[derive(clap::Args)]
+pub struct TagsArgs {
+    /// HOST[:PORT]/REPO (a tag or digest, if given, is ignored).
+    #[arg(value_name = "HOST/REPO")]
+    repository: String,
+    /// Print the tags as a JSON array.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryOpts,
+}
+
+/// Most pages of tags fetched; a registry that keeps answering "next" is cut off here.
+const MAX_TAG_PAGES: usize = 1000;
+
 pub fn run(cmd: PackageCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -139,6 +156,7 @@ pub fn run(cmd: PackageCommand) -> anyhow::Result<ExitCode> {
         PackageCommand::Push(args) => runtime.block_on(push(args)),
         PackageCommand::Pull(args) => runtime.block_on(pull(args)),
         PackageCommand::Info(args) => runtime.block_on(info(args)),
+        PackageCommand::Tags(args) => runtime.block_on(tags(args)),
     }
 }
 
@@ -286,6 +304,35 @@ async fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "config:    {} ({} bytes, {config_label})",
             remote.config.digest, remote.config.size
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tags(args: TagsArgs) -> anyhow::Result<ExitCode> {
+    let reference: Reference = args
+        .repository
+        .parse()
+        .with_context(|| format!("repository {:?}", args.repository))?;
+    let client = registry_client(reference.registry(), args.registry.tls()?)?;
+    let mut all = Vec::new();
+    let mut last: Option<String> = None;
+    for _ in 0..MAX_TAG_PAGES {
+        let page = client
+            .tags(reference.repository(), None, last.as_deref())
+            .await
+            .with_context(|| format!("listing tags of {}", reference.repository()))?;
+        all.extend(page.tags);
+        match page.next_last {
+            Some(next) if Some(&next) != last.as_ref() => last = Some(next),
+            _ => break,
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::json!(all));
+    } else {
+        for tag in all {
+            println!("{tag}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

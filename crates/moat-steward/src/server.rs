@@ -1,0 +1,163 @@
+//! Serving the router over HTTPS (rustls on ring, HTTP/1.1 with keep-alive), with the limits
+//! that keep a slow or hostile peer from stalling the Steward: a cap on open connections,
+//! deadlines for the TLS handshake, for request headers and for a connection's whole life.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::ServeError;
+use crate::service::Steward;
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    /// A connection is closed after this long, keep-alive or not.
+    pub max_connection_age: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A rustls server configuration (ring provider, TLS 1.2 and 1.3, HTTP/1.1 ALPN).
+pub fn tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, ServeError> {
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ServeError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS server configuration whose certificate the Steward's own CA signs for `names`
+/// (DNS names or IP addresses), so clients need to trust only the CA.
+pub fn tls_config_from_ca(
+    steward: &Steward,
+    names: &[String],
+) -> Result<Arc<ServerConfig>, ServeError> {
+    let (cert, key) = steward.ca().issue_server_cert(names)?;
+    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    tls_config(vec![cert, steward.ca().cert_der().clone()], key)
+}
+
+/// Loads a PEM chain and key for the HTTPS listener.
+pub fn tls_config_from_files(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<ServerConfig>, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    let io = |what: &std::path::Path| {
+        let what = what.display().to_string();
+        move |e: rustls_pki_types::pem::Error| ServeError::Tls(format!("{what}: {e}"))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(io(cert))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io(cert))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(io(key))?;
+    tls_config(chain, key)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    router: Router,
+    limits: ConnLimits,
+    steward: Arc<Steward>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let service = TowerToHyperService::new(router);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            continue;
+        };
+        steward.metrics().connection();
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        let limits = limits.clone();
+        let steward = steward.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            handle(tcp, peer, acceptor, service, limits, steward).await;
+        });
+    }
+}
+
+async fn handle(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    service: TowerToHyperService<Router>,
+    limits: ConnLimits,
+    steward: Arc<Steward>,
+) {
+    let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            steward.metrics().handshake_failed();
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            steward.metrics().handshake_failed();
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    match tokio::time::timeout(limits.max_connection_age, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
+        Err(_) => tracing::debug!(%peer, "connection closed at its maximum age"),
+    }
+}

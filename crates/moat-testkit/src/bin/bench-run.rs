@@ -1,0 +1,356 @@
+//! `bench-run`: Moat's runtime benchmark (issue 2), side by side in one run.
+//!
+//! Serves the same HTTP/1.1 keep-alive echo (`moat-http-echo`) two ways over TLS:
+//! - **moat**: the `http-echo` guest (wasm32-wasip1) in `moat run`, TLS done by the Keep's host;
+//! - **native**: the same crate compiled natively, served by tokio + rustls (this binary,
+//!   re-executed as `bench-run serve-native`, so both servers are separate processes);
+//!
+//! and drives both with the same client (tokio + rustls, in this process):
+//! - requests/s: C keep-alive connections, each sending requests back to back for D seconds;
+//! - new TLS handshakes/s: C tasks, each opening a fresh connection (no session resumption) for
+//!   one request, for D seconds.
+//!
+//! Then it times `moat run hello.wasm` with an empty compile cache (cold) and again with the
+//! cache filled (warm). Results print as a Markdown table with ratios moat/native.
+//!
+//! Usage (build both in release first):
+//!   cargo build --release -p moat-cli -p moat-testkit
+//!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
+//!                            [--body 256] [--rounds 2]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moat_testkit::process::Moat;
+use moat_testkit::{guests, net, pki, tls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Options {
+    moat: PathBuf,
+    seconds: u64,
+    connections: usize,
+    body: usize,
+    rounds: usize,
+}
+
+fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
+    let mut options = Options {
+        moat: guests::repo_root().join("target/release/moat"),
+        seconds: 10,
+        connections: 32,
+        body: 256,
+        rounds: 2,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--moat" => options.moat = value().into(),
+            "--seconds" => {
+                options.seconds = value().parse().unwrap_or_else(|_| usage("--seconds N"))
+            }
+            "--connections" => {
+                options.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
+            }
+            "--body" => options.body = value().parse().unwrap_or_else(|_| usage("--body BYTES")),
+            "--rounds" => options.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
+            "--help" | "-h" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    options
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N]\n       bench-run serve-native PORT"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("serve-native") {
+        args.next();
+        let port: u16 = args
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| usage("serve-native PORT"));
+        serve_native(port);
+        return;
+    }
+    let options = parse_options(args);
+    if !options.moat.is_file() {
+        usage(&format!(
+            "no moat binary at {} (cargo build --release -p moat-cli)",
+            options.moat.display()
+        ));
+    }
+    run_benchmark(&options);
+}
+
+/// The baseline server: tokio (multi-threaded, as a native deployment would run) + rustls, the
+/// same echo crate the guest runs.
+fn serve_native(port: u16) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async move {
+        let identity = pki::self_signed_server(&["localhost"]);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&identity, None));
+        let listener = tokio::net::TcpListener::bind(net::local(port))
+            .await
+            .expect("bind the native server");
+        println!("native: listening");
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(stream) = acceptor.accept(tcp).await {
+                    let _ = moat_http_echo::serve_connection(stream).await;
+                }
+            });
+        }
+    });
+}
+
+struct Figures {
+    requests_per_s: f64,
+    handshakes_per_s: f64,
+    errors: u64,
+}
+
+fn run_benchmark(options: &Options) {
+    let module = guests::module("http-echo");
+    let hello = guests::module("hello");
+
+    // The Keep serving the guest.
+    let moat_port = net::free_port();
+    let config = format!(
+        "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
+         [[files]]\nkind = \"listen\"\nname = \"web\"\nprot = \"tls\"\naddr = \"127.0.0.1\"\nport = {moat_port}\n\
+         [limits]\nmax_connections_per_listener = 4096\n"
+    );
+    let mut keep = Moat::run(&options.moat, &module)
+        .config(&config)
+        .guest_args(["web"])
+        .spawn();
+    keep.wait_for_stdout("http-echo: listening");
+
+    // The native server, a separate process like the Keep.
+    let native_port = net::free_port();
+    let mut native = Moat::command(std::env::current_exe().expect("own path"), ["serve-native"])
+        .arg(native_port.to_string())
+        .spawn();
+    native.wait_for_stdout("native: listening");
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let (config, _) = tls::capturing_client(None);
+    let config = tls::without_resumption(&config);
+    let mut moat_runs = Vec::new();
+    let mut native_runs = Vec::new();
+    for round in 0..options.rounds {
+        eprintln!("round {} of {}", round + 1, options.rounds);
+        for (name, port, runs) in [
+            ("native", native_port, &mut native_runs),
+            ("moat", moat_port, &mut moat_runs),
+        ] {
+            let figures = runtime.block_on(measure(net::local(port), config.clone(), options));
+            eprintln!(
+                "  {name}: {:.0} req/s, {:.0} handshakes/s, {} errors",
+                figures.requests_per_s, figures.handshakes_per_s, figures.errors
+            );
+            runs.push(figures);
+        }
+    }
+    drop(keep);
+    drop(native);
+
+    let (cold, warm) = start_times(&options.moat, &hello);
+
+    let best = |runs: &[Figures], f: fn(&Figures) -> f64| runs.iter().map(f).fold(0.0, f64::max);
+    let moat_rps = best(&moat_runs, |f| f.requests_per_s);
+    let native_rps = best(&native_runs, |f| f.requests_per_s);
+    let moat_hs = best(&moat_runs, |f| f.handshakes_per_s);
+    let native_hs = best(&native_runs, |f| f.handshakes_per_s);
+    let errors: u64 = moat_runs.iter().chain(&native_runs).map(|f| f.errors).sum();
+    println!(
+        "| measure | moat run (wasm) | native tokio + rustls | ratio | target |\n\
+         |---|---|---|---|---|\n\
+         | HTTP/1.1 keep-alive requests/s over TLS ({} conns, {} B bodies) | {moat_rps:.0} | {native_rps:.0} | {:.2} | >= 0.8 |\n\
+         | new TLS handshakes/s (one request each, no resumption) | {moat_hs:.0} | {native_hs:.0} | {:.2} | >= 0.9 |\n\
+         | start, cold compile cache (`hello.wasm`) | {:.0} ms | | | |\n\
+         | start, warm compile cache (`hello.wasm`) | {:.0} ms | | | tens of ms |",
+        options.connections,
+        options.body,
+        moat_rps / native_rps,
+        moat_hs / native_hs,
+        cold.as_secs_f64() * 1000.0,
+        warm.as_secs_f64() * 1000.0,
+    );
+    println!(
+        "\nbest of {} rounds of {} s per measure; client errors over all runs: {errors}",
+        options.rounds, options.seconds
+    );
+}
+
+/// Requests/s over keep-alive connections, then handshakes/s with fresh connections.
+async fn measure(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    options: &Options,
+) -> Figures {
+    let duration = Duration::from_secs(options.seconds);
+    let body = Arc::new(vec![b'x'; options.body]);
+    let errors = Arc::new(AtomicU64::new(0));
+
+    let requests = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..options.connections)
+        .map(|_| {
+            let (config, body, requests, stop, errors) = (
+                config.clone(),
+                body.clone(),
+                requests.clone(),
+                stop.clone(),
+                errors.clone(),
+            );
+            tokio::spawn(async move {
+                let Ok(mut stream) = tls::connect(addr, config, "localhost").await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let mut buf = Vec::with_capacity(4096);
+                while !stop.load(Ordering::Relaxed) {
+                    if request(&mut stream, &body, false, &mut buf).await.is_err() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    requests.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    let done = requests.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let requests_per_s = done as f64 / elapsed.as_secs_f64();
+
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..options.connections)
+        .map(|_| {
+            let (config, body, handshakes, stop, errors) = (
+                config.clone(),
+                body.clone(),
+                handshakes.clone(),
+                stop.clone(),
+                errors.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(4096);
+                while !stop.load(Ordering::Relaxed) {
+                    let outcome = async {
+                        let mut stream = tls::connect(addr, config.clone(), "localhost").await?;
+                        request(&mut stream, &body, true, &mut buf).await?;
+                        stream.shutdown().await
+                    }
+                    .await;
+                    match outcome {
+                        Ok(()) => handshakes.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    let done = handshakes.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Figures {
+        requests_per_s,
+        handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// One request with `body`; reads the whole response (checking the echoed length).
+async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    body: &[u8],
+    close: bool,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n{}\r\n",
+        body.len(),
+        if close { "connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    stream.write_all(&req).await?;
+    buf.clear();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(std::io::ErrorKind::InvalidData)?;
+            if length != body.len() || !head.starts_with("http/1.1 200") {
+                return Err(std::io::ErrorKind::InvalidData.into());
+            }
+            if buf.len() >= head_end + 4 + length {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Wall time of `moat run hello.wasm`, first with an empty compile cache, then with it filled
+/// (median of five warm runs).
+fn start_times(moat: &std::path::Path, hello: &std::path::Path) -> (Duration, Duration) {
+    let cache = tempfile::tempdir().expect("temp cache dir");
+    let run = || {
+        let started = Instant::now();
+        let status = Command::new(moat)
+            .arg("run")
+            .arg(hello)
+            .env("MOAT_CACHE_DIR", cache.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("run moat");
+        assert!(status.success(), "moat run hello.wasm failed: {status}");
+        started.elapsed()
+    };
+    let cold = run();
+    let mut warm: Vec<Duration> = (0..5).map(|_| run()).collect();
+    warm.sort();
+    (cold, warm[2])
+}

@@ -111,8 +111,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Step::Parse,
         args.reference
             .parse()
-            .with_context(|| format!("REF {:?}", args.reference))
-            .map_err(Into::into),
+            .with_context(|| format!("REF {:?}", args.reference)),
     )?;
 
     // A local workload is read (not fetched) first: its digest is its name.
@@ -258,9 +257,9 @@ fn load_config(workload: &Workload) -> anyhow::Result<moat_config::Config> {
 /// The Keep's attestation step (`moat_keep::attested`): a fresh key, evidence binding it and
 /// the Steward's nonce, a CSR naming the workload, and the chain the Steward issues for it.
 async fn attest(steward: &StewardSettings, workload: &str) -> anyhow::Result<moat_tls::Identity> {
-    Ok(moat_keep::attested::attested_identity(steward, workload)
+    moat_keep::attested::attested_identity(steward, workload)
         .await
-        .with_context(|| format!("attesting to {} for {workload}", steward.url))?)
+        .with_context(|| format!("attesting to {} for {workload}", steward.url))
 }
 
 fn run_workload(

@@ -235,6 +235,7 @@ fn check_crls(
         let (_, crl) = CertificateRevocationList::from_der(der)
             .map_err(|e| Error::refused(Check::CrlSignature, format!("CRL does not parse: {e}")))?;
         if !name_eq(crl.issuer(), ark.subject()) {
+            tracing::debug!(issuer = %crl.issuer(), "ignoring a CRL from another issuer");
             continue;
         }
         crl.verify_signature(ark.public_key()).map_err(|e| {

@@ -199,3 +199,135 @@ async fn keep_certificates_failing_a_rule_are_refused_by_name() {
         .await;
     assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
 }
+
+#[tokio::test]
+async fn attested_keeps_get_exactly_what_the_policy_allows() {
+    let db = Drawbridge::start();
+    let owner = db.client().bearer(&db.token("owner", &[]));
+    let module = b"confidential module".to_vec();
+    let (manifest, digest) = push_package(&owner, "demo/app", "v1", &module, b"cfg").await;
+    let (other_manifest, _) =
+        push_package(&owner, "demo/other", "v1", b"other module", b"cfg").await;
+    let blob = sha256(&module);
+    let steward = TestCa::new("steward CA");
+    let name = format!("oci://{}/demo/app", db.authority());
+    set_policy(&db, "demo/app", &steward, &["snp", "tdx"], true);
+    set_policy(&db, "demo/other", &steward, &["snp"], true);
+
+    // An attested SNP Keep whose certificate names the package gets manifest and blobs.
+    let snp = steward.keep(
+        Some(&name),
+        Some(attestation("snp", true, false, &name)),
+        false,
+    );
+    let keep = db.keep_client(&snp);
+    let g = keep.get("/v2/demo/app/manifests/v1").await;
+    assert_eq!((g.status, &g.body), (200, &manifest));
+    assert_eq!(
+        keep.get(&format!("/v2/demo/app/manifests/{digest}"))
+            .await
+            .body,
+        manifest
+    );
+    assert_eq!(
+        keep.get(&format!("/v2/demo/app/blobs/{blob}")).await.body,
+        module
+    );
+    assert!(db.log_contains("released to Keep"));
+    // ...but not another private package, nor to push.
+    let r = keep.get("/v2/demo/other/manifests/v1").await;
+    assert_refused(&r, 403, "DENIED", &other_manifest);
+    assert_eq!(r.json()["errors"][0]["detail"]["rule"], "workload");
+    let r = keep
+        .send("POST", "/v2/demo/app/blobs/uploads/", &[], "")
+        .await;
+    assert_eq!(r.status, 403);
+
+    // Refused: nil where the policy wants SNP/TDX; SGX not listed; a debug guest; an
+    // expired certificate with a perfect attestation result.
+    let refused = [
+        (
+            "nil",
+            steward.keep(
+                Some(&name),
+                Some(attestation("nil", false, false, &name)),
+                false,
+            ),
+            "platform",
+        ),
+        (
+            "sgx",
+            steward.keep(
+                Some(&name),
+                Some(attestation("sgx", true, false, &name)),
+                false,
+            ),
+            "platform",
+        ),
+        (
+            "debug",
+            steward.keep(
+                Some(&name),
+                Some(attestation("tdx", true, true, &name)),
+                false,
+            ),
+            "debug",
+        ),
+        (
+            "expired",
+            steward.keep(
+                Some(&name),
+                Some(attestation("snp", true, false, &name)),
+                true,
+            ),
+            "validity",
+        ),
+    ];
+    for (what, leaf, rule) in refused {
+        let keep = db.keep_client(&leaf);
+        for path in [
+            "/v2/demo/app/manifests/v1".to_owned(),
+            format!("/v2/demo/app/blobs/{blob}"),
+        ] {
+            let r = keep.get(&path).await;
+            assert_refused(&r, 403, "DENIED", &module);
+            assert_eq!(r.json()["errors"][0]["detail"]["rule"], rule, "{what}");
+        }
+    }
+
+    // A policy that lists nil releases to a nil Keep (tests and demos say so explicitly).
+    set_policy(&db, "demo/app", &steward, &["nil"], true);
+    let nil = steward.keep(
+        Some(&name),
+        Some(attestation("nil", false, false, &name)),
+        false,
+    );
+    assert_eq!(
+        db.keep_client(&nil)
+            .get("/v2/demo/app/manifests/v1")
+            .await
+            .body,
+        manifest
+    );
+    // ...and then no longer to the SNP Keep (platform not listed).
+    let r = db.keep_client(&snp).get("/v2/demo/app/manifests/v1").await;
+    assert_eq!(r.json()["errors"][0]["detail"]["rule"], "platform");
+
+    // Without the workload-name rule, any package this CA's Keeps ask for is released.
+    set_policy(&db, "demo/other", &steward, &["snp"], false);
+    assert_eq!(
+        db.keep_client(&snp)
+            .get("/v2/demo/other/manifests/v1")
+            .await
+            .body,
+        other_manifest
+    );
+
+    // Clearing the policy closes the repository to every Keep again.
+    db.admin(&["repo", "policy", "demo/other", "--clear"]);
+    let r = db
+        .keep_client(&snp)
+        .get("/v2/demo/other/manifests/v1")
+        .await;
+    assert_eq!(r.json()["errors"][0]["detail"]["rule"], "policy");
+}

@@ -61,11 +61,11 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<Box<serde_json::Value>>,
     /// `WWW-Authenticate` for 401 answers.
-    pub challenge: Option<String>,
-    /// `Range` for 416 answers: what the server holds, so the client can resume.
-    pub range: Option<String>,
+    pub challenge: Option<&'static str>,
+    /// For 416 answers: the bytes the server holds (sent as `Range`), so the client can resume.
+    pub held: Option<u64>,
 }
 
 impl ApiError {
@@ -76,12 +76,12 @@ impl ApiError {
             message: message.into(),
             detail: None,
             challenge: None,
-            range: None,
+            held: None,
         }
     }
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
-        self.detail = Some(detail);
+        self.detail = Some(Box::new(detail));
         self
     }
 
@@ -146,9 +146,9 @@ impl ApiError {
     }
 
     /// No (valid) credentials: ask for them.
-    pub fn unauthorized(message: impl Into<String>, challenge: &str) -> Self {
+    pub fn unauthorized(message: impl Into<String>, challenge: &'static str) -> Self {
         let mut err = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
-        err.challenge = Some(challenge.to_owned());
+        err.challenge = Some(challenge);
         err
     }
 
@@ -164,7 +164,7 @@ impl ApiError {
             ErrorCode::BlobUploadInvalid,
             message,
         );
-        err.range = Some(crate::api::range_header(held));
+        err.held = Some(held);
         err
     }
 
@@ -209,7 +209,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut entry = json!({ "code": self.code.as_str(), "message": self.message });
         if let Some(detail) = self.detail {
-            entry["detail"] = detail;
+            entry["detail"] = *detail;
         }
         let body = json!({ "errors": [entry] }).to_string();
         let mut response = (self.status, body).into_response();
@@ -218,10 +218,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        if let Some(challenge) = self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
-        if let Some(range) = self.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        if let Some(range) = self
+            .held
+            .and_then(|held| HeaderValue::from_str(&crate::api::range_header(held)).ok())
+        {
             headers.insert(header::RANGE, range);
         }
         response

@@ -20,13 +20,13 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 
 /// The platforms a Keep can run on, as the Steward's certificates name them.
-pub const KNOWN_PLATFORMS: &[&str] = &["snp", "tdx", "nil"];
+pub const KNOWN_PLATFORMS: &[&str] = &["snp", "tdx", "sgx", "nil"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("release policy is not valid TOML for this schema: {0}")]
     Parse(String),
-    #[error("release policy: platform `{0}` is unknown (known: snp, tdx, nil)")]
+    #[error("release policy: platform `{0}` is unknown (known: snp, tdx, sgx, nil)")]
     UnknownPlatform(String),
     #[error("release policy lists no platforms: no Keep could ever be released to")]
     NoPlatforms,
@@ -42,6 +42,7 @@ pub enum PolicyError {
 /// trusted_ca_files = ["steward-ca.pem"]   # relative to the policy file
 /// platforms = ["snp", "tdx"]              # add "nil" only for tests and demos
 /// require_workload_name = true            # the default
+/// allow_debug = false                     # the default: debug guests are not confidential
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +54,8 @@ pub struct PolicyFile {
     pub platforms: Vec<String>,
     #[serde(default = "yes")]
     pub require_workload_name: bool,
+    #[serde(default)]
+    pub allow_debug: bool,
 }
 
 fn yes() -> bool {
@@ -67,6 +70,9 @@ pub struct ReleasePolicy {
     pub trusted_ca_pem: Vec<String>,
     pub platforms: Vec<String>,
     pub require_workload_name: bool,
+    /// Release to a debug-mode guest (whose memory the host can read). Default: no.
+    #[serde(default)]
+    pub allow_debug: bool,
 }
 
 impl ReleasePolicy {
@@ -87,6 +93,7 @@ impl ReleasePolicy {
             trusted_ca_pem: pems,
             platforms: file.platforms,
             require_workload_name: file.require_workload_name,
+            allow_debug: file.allow_debug,
         };
         policy.check()?;
         Ok(policy)
@@ -165,6 +172,8 @@ pub enum Rule {
     Attestation,
     /// The attested platform is one the policy accepts (and really attested unless `nil`).
     Platform,
+    /// The guest is not in debug mode, unless the policy allows it.
+    Debug,
 }
 
 impl Rule {
@@ -177,6 +186,7 @@ impl Rule {
             Rule::Workload => "workload",
             Rule::Attestation => "attestation",
             Rule::Platform => "platform",
+            Rule::Debug => "debug",
         }
     }
 }
@@ -211,6 +221,8 @@ fn deny(rule: Rule, reason: impl Into<String>) -> Denial {
 pub struct KeepClaims {
     pub platform: String,
     pub attested: bool,
+    /// The guest runs with debugging enabled (its memory is readable by the host).
+    pub debug: bool,
 }
 
 /// Reads the attestation result out of a leaf certificate: `Ok(None)` when it carries none.
@@ -329,6 +341,15 @@ pub fn evaluate(
             Rule::Platform,
             format!(
                 "platform {} is named but the result says it was not attested",
+                claims.platform
+            ),
+        ));
+    }
+    if claims.debug && !policy.allow_debug {
+        return Err(deny(
+            Rule::Debug,
+            format!(
+                "the {} guest runs in debug mode and the policy does not allow it",
                 claims.platform
             ),
         ));

@@ -102,6 +102,41 @@ impl TestCa {
     }
 }
 
+/// The attestation-result extension a Steward would put in a Keep's certificate.
+pub fn attestation(platform: &str, attested: bool, debug: bool, workload: &str) -> CustomExtension {
+    use moat_attest::Platform;
+    use moat_attest::result::{AttestationResult, PROFILE, Status, encode_extension};
+    let platform = match platform {
+        "snp" => Platform::Snp,
+        "tdx" => Platform::Tdx,
+        "sgx" => Platform::Sgx,
+        _ => Platform::Nil,
+    };
+    let result = AttestationResult {
+        eat_profile: PROFILE.into(),
+        iat: 1_800_000_000,
+        verifier: "drawbridge-tests".into(),
+        status: if attested {
+            Status::Affirming
+        } else {
+            Status::None
+        },
+        attested,
+        platform,
+        measurement: attested.then(|| "ab".repeat(48)),
+        rtmrs: Vec::new(),
+        tcb: None,
+        tcb_status: None,
+        advisories: Vec::new(),
+        debug,
+        test_only_root: true,
+        policy: "accepted".into(),
+        workload: Some(workload.into()),
+        workload_digest: None,
+    };
+    encode_extension(&result).unwrap()
+}
+
 pub fn pem_cert(der: &CertificateDer<'_>) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());

@@ -410,3 +410,164 @@ fn empty(status: StatusCode, headers: &[(&str, String)]) -> Result<Response, Api
         .body(Body::empty())
         .map_err(|e| ApiError::internal(format!("response: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router without sockets (`oneshot`): routing, the wire shape of errors, and that
+    //! authorization runs before anything is read or stored. The real-process tests in
+    //! `crates/moat-cli/tests/drawbridge_*.rs` cover the wiring over TLS.
+
+    use super::*;
+    use crate::registry::RegistryConfig;
+    use axum::body::to_bytes;
+    use tower::ServiceExt;
+
+    async fn registry() -> (tempfile::TempDir, Arc<Registry>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RegistryConfig::new(dir.path(), "registry.test:5000");
+        let registry = Registry::open(config.clone()).await.unwrap();
+        let token = crate::auth::generate_token().unwrap();
+        let db = crate::meta::Db::open(&config.db_path()).unwrap();
+        db.user_add("alice").unwrap();
+        db.token_insert(&token.id, "alice", &token.hash, "*:pull,push,delete")
+            .unwrap();
+        (dir, registry, token.secret)
+    }
+
+    async fn call(
+        registry: &Arc<Registry>,
+        req: axum::http::Request<Body>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let resp = router(registry.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    fn req(method: &str, uri: &str, token: Option<&str>, body: &[u8]) -> axum::http::Request<Body> {
+        let mut b = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::from(body.to_vec())).unwrap()
+    }
+
+    fn code(body: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["errors"][0]["code"].as_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn errors_have_the_spec_shape_and_version_header() {
+        let (_dir, reg, _) = registry().await;
+        let (status, headers, body) = call(&reg, req("GET", "/v2/", None, b"")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers["docker-distribution-api-version"], "registry/2.0");
+        assert_eq!(headers["www-authenticate"], CHALLENGE);
+        assert_eq!(headers["content-type"], "application/json");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errors"][0]["code"], "UNAUTHORIZED");
+        assert!(v["errors"][0]["message"].as_str().unwrap().len() > 5);
+    }
+
+    #[tokio::test]
+    async fn push_and_pull_through_the_router() {
+        let (_dir, reg, token) = registry().await;
+        let digest = crate::digest::Algorithm::Sha256.digest(b"layer");
+        let (status, headers, _) = call(
+            &reg,
+            req(
+                "POST",
+                &format!("/v2/a/b/blobs/uploads/?digest={digest}"),
+                Some(&token),
+                b"layer",
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(
+            headers["docker-content-digest"],
+            digest.to_string().as_str()
+        );
+        let (status, _, body) = call(
+            &reg,
+            req("GET", &format!("/v2/a/b/blobs/{digest}"), Some(&token), b""),
+        )
+        .await;
+        assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"layer"[..]));
+        // Private by default: anonymous reads are asked to log in.
+        let (status, _, body) = call(
+            &reg,
+            req("GET", &format!("/v2/a/b/blobs/{digest}"), None, b""),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body).as_str()),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthorized_and_invalid_requests_store_nothing() {
+        let (dir, reg, token) = registry().await;
+        let digest = crate::digest::Algorithm::Sha256.digest(b"x");
+        // No token: refused before the upload file or the repository exists.
+        let (status, _, _) =
+            call(&reg, req("POST", "/v2/new/repo/blobs/uploads/", None, b"")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, body) = call(
+            &reg,
+            req(
+                "POST",
+                &format!("/v2/Bad/blobs/uploads/?digest={digest}"),
+                Some(&token),
+                b"x",
+            ),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body).as_str()),
+            (StatusCode::BAD_REQUEST, "NAME_INVALID")
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("uploads"))
+                .unwrap()
+                .count(),
+            0
+        );
+        let repos = reg.meta.run(|db| db.repo_list()).await.unwrap();
+        assert!(repos.is_empty(), "{repos:?}");
+    }
+
+    #[tokio::test]
+    async fn keep_certificates_are_judged_per_request() {
+        let (_dir, reg, token) = registry().await;
+        let (status, _, _) = call(
+            &reg,
+            req("PUT", "/v2/p/manifests/v1", Some(&token), br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        // A request arriving with a client certificate (as the TLS layer inserts it) but no
+        // policy on the repository: refused, naming the rule.
+        let cert = rcgen::generate_simple_self_signed(vec!["keep".into()]).unwrap();
+        let mut r = req("GET", "/v2/p/manifests/v1", None, b"");
+        r.extensions_mut()
+            .insert(ClientChain(Arc::new(vec![cert.cert.der().clone()])));
+        let (status, _, body) = call(&reg, r).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errors"][0]["code"], "DENIED");
+        assert_eq!(v["errors"][0]["detail"]["rule"], "policy");
+        // A certificate cannot be used for `GET /v2/` to look authenticated and then push.
+        let mut r = req("POST", "/v2/p/blobs/uploads/", None, b"");
+        r.extensions_mut()
+            .insert(ClientChain(Arc::new(vec![cert.cert.der().clone()])));
+        let (status, _, _) = call(&reg, r).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+}

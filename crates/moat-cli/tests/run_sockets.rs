@@ -244,5 +244,8 @@ fn a_listener_can_come_from_the_command_line() {
         .guest_args(["web"])
         .spawn();
     keep.wait_for_stdout("listening");
-    assert_eq!(tcp_roundtrip(net::local(port), b"from a flag"), b"from a flag");
+    assert_eq!(
+        tcp_roundtrip(net::local(port), b"from a flag"),
+        b"from a flag"
+    );
 }

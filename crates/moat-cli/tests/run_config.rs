@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::MOAT;
+use common::moat;
 use moat_testkit::process::Moat;
 use moat_testkit::{configs, guests, net};
 
@@ -15,7 +15,7 @@ const MODULE_INVALID: i32 = 126;
 
 #[test]
 fn args_env_stdin_stdout_and_a_preopened_directory() {
-    let keep = Moat::run(MOAT, guests::module("stdio-dir"));
+    let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("in.txt"), "from the host\n").unwrap();
@@ -63,7 +63,7 @@ fn args_env_stdin_stdout_and_a_preopened_directory() {
 
 #[test]
 fn a_read_only_directory_cannot_be_written() {
-    let keep = Moat::run(MOAT, guests::module("stdio-dir"));
+    let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("ro");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("in.txt"), "read me").unwrap();
@@ -78,7 +78,7 @@ fn a_read_only_directory_cannot_be_written() {
 
 #[test]
 fn directories_and_environment_from_flags() {
-    let keep = Moat::run(MOAT, guests::module("stdio-dir"));
+    let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("flagdir");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("in.txt"), "via flags").unwrap();
@@ -94,10 +94,10 @@ fn directories_and_environment_from_flags() {
 
 #[test]
 fn the_workloads_exit_status_becomes_moats() {
-    Moat::run(MOAT, guests::module("hello"))
+    Moat::run(moat(), guests::module("hello"))
         .output()
         .assert_code(0);
-    let done = Moat::run(MOAT, guests::module("hello"))
+    let done = Moat::run(moat(), guests::module("hello"))
         .guest_args(["7"])
         .output();
     done.assert_code(7);
@@ -106,7 +106,7 @@ fn the_workloads_exit_status_becomes_moats() {
 
 #[test]
 fn no_config_means_stdio_only() {
-    let done = Moat::run(MOAT, guests::module("fdinfo")).output();
+    let done = Moat::run(moat(), guests::module("fdinfo")).output();
     done.assert_code(0);
     let lines = done.stdout_lines();
     assert!(lines.contains(&"FD_COUNT=3"), "{}", done.stdout);
@@ -124,7 +124,7 @@ fn no_config_means_stdio_only() {
 
 /// Run `module_bytes` as a module and return the outcome.
 fn run_bytes(name: &str, module_bytes: &[u8]) -> moat_testkit::process::Finished {
-    let keep = Moat::run(MOAT, name);
+    let keep = Moat::run(moat(), name);
     std::fs::write(keep.workdir().join(name), module_bytes).unwrap();
     keep.output()
 }
@@ -193,14 +193,14 @@ fn a_module_importing_what_moat_lacks_is_refused_by_name() {
 
 #[test]
 fn a_missing_module_file_is_a_clear_error() {
-    let done = Moat::run(MOAT, "/nonexistent/dir/missing.wasm").output();
+    let done = Moat::run(moat(), "/nonexistent/dir/missing.wasm").output();
     done.assert_code(MOAT_ERROR);
     done.assert_stderr_mentions(&["missing.wasm"]);
 }
 
 /// Run hello.wasm with `config` and expect Moat to refuse it before starting.
 fn refused_config(config: &str, mentions: &[&str]) {
-    let done = Moat::run(MOAT, guests::module("hello"))
+    let done = Moat::run(moat(), guests::module("hello"))
         .config(config)
         .output();
     done.assert_code(MOAT_ERROR);
@@ -282,7 +282,7 @@ fn malformed_toml_is_an_error() {
 
 #[test]
 fn a_missing_config_file_is_an_error() {
-    let done = Moat::run(MOAT, guests::module("hello"))
+    let done = Moat::run(moat(), guests::module("hello"))
         .args(["--config", "/nonexistent/Moat.toml"])
         .output();
     done.assert_code(MOAT_ERROR);
@@ -293,7 +293,7 @@ fn a_missing_config_file_is_an_error() {
 fn a_port_already_in_use_is_an_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let done = Moat::run(MOAT, guests::module("hello"))
+    let done = Moat::run(moat(), guests::module("hello"))
         .config(&(configs::stdio() + &configs::listen("web", "tcp", port)))
         .output();
     done.assert_code(MOAT_ERROR);

@@ -12,13 +12,13 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use common::{MOAT, payload, tcp_roundtrip};
+use common::{moat, payload, tcp_roundtrip};
 use moat_testkit::process::Moat;
 use moat_testkit::servers::EchoServer;
 use moat_testkit::{guests, net};
 
 fn fdinfo(enarx_toml: &str) -> moat_testkit::process::Finished {
-    Moat::run(MOAT, guests::module("fdinfo"))
+    Moat::run(moat(), guests::module("fdinfo"))
         .config_named("Enarx.toml", enarx_toml)
         .output()
 }
@@ -165,7 +165,7 @@ fn enarx_example_config_serves_echo_guests_on_fd_3() {
     for guest in ["echo-tokio", "echo-mio"] {
         let port = net::free_port();
         // No arguments: the guests fall back to fd 3, as Enarx's examples hard-code.
-        let mut keep = Moat::run(MOAT, guests::module(guest))
+        let mut keep = Moat::run(moat(), guests::module(guest))
             .config_named("Enarx.toml", &codex_tokio_echo_config(port))
             .spawn();
         keep.wait_for_stdout("listening");
@@ -181,7 +181,7 @@ fn listen_address_defaults_to_all_interfaces() {
         "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
          [[files]]\nkind = \"listen\"\nname = \"x\"\nprot = \"tcp\"\nport = {port}\n"
     );
-    let mut keep = Moat::run(MOAT, guests::module("echo-tokio"))
+    let mut keep = Moat::run(moat(), guests::module("echo-tokio"))
         .config_named("Enarx.toml", &config)
         .spawn();
     keep.wait_for_stdout("listening");
@@ -201,7 +201,7 @@ fn enarx_codex_demos_run_unmodified() {
     let stdio = "[[files]]\nkind = \"stdin\"\n\n[[files]]\nkind = \"stdout\"\n\n[[files]]\nkind = \"stderr\"\n\n";
 
     // fibonacci: args from the config (demos/fibonacci/Enarx.toml).
-    let fib = Moat::run(MOAT, dir.join("fibonacci.wasm"))
+    let fib = Moat::run(moat(), dir.join("fibonacci.wasm"))
         .config_named(
             "Enarx.toml",
             &format!("args = [\n     \"7\",\n     \"21\"\n]\n\n{stdio}"),
@@ -221,7 +221,7 @@ fn enarx_codex_demos_run_unmodified() {
         fib.stdout
     );
     // ... and from stdin when there are no args.
-    let fib = Moat::run(MOAT, dir.join("fibonacci.wasm"))
+    let fib = Moat::run(moat(), dir.join("fibonacci.wasm"))
         .config_named("Enarx.toml", stdio)
         .output_with_stdin(b"10\n");
     fib.assert_code(0);
@@ -236,7 +236,7 @@ fn enarx_codex_demos_run_unmodified() {
         let config = format!(
             "{stdio}[[files]]\nkind = \"listen\"\nprot = \"tcp\"\naddr = \"127.0.0.1\"\nport = {port}\nname = \"{name}\"\n"
         );
-        let mut keep = Moat::run(MOAT, dir.join(wasm))
+        let mut keep = Moat::run(moat(), dir.join(wasm))
             .config_named("Enarx.toml", &config)
             .spawn();
         keep.wait_for_port(port);
@@ -259,7 +259,7 @@ fn enarx_codex_demos_run_unmodified() {
     let config = format!(
         "{stdio}[[files]]\nname = \"ingest\"\nkind = \"listen\"\nport = {port}\naddr = \"127.0.0.1\"\nprot = \"tcp\"\n"
     );
-    let mut keep = Moat::run(MOAT, dir.join("chat-server.wasm"))
+    let mut keep = Moat::run(moat(), dir.join("chat-server.wasm"))
         .config_named("Enarx.toml", &config)
         .spawn();
     keep.wait_for_port(port);
@@ -282,7 +282,7 @@ fn enarx_codex_demos_run_unmodified() {
         "{stdio}[[files]]\nname = \"CONNECT\"\nkind = \"connect\"\nprot = \"tcp\"\nhost = \"127.0.0.1\"\nport = {}\n",
         server.addr.port()
     );
-    let client = Moat::run(MOAT, dir.join("std-tcp-client.wasm"))
+    let client = Moat::run(moat(), dir.join("std-tcp-client.wasm"))
         .config_named("Enarx.toml", &config)
         .output();
     client.assert_code(0);

@@ -6,7 +6,7 @@ mod common;
 
 use std::net::TcpStream;
 
-use common::MOAT;
+use common::moat;
 use moat_testkit::process::Moat;
 use moat_testkit::{configs, guests, net};
 
@@ -18,7 +18,7 @@ const TRAP: i32 = 134;
 #[test]
 fn infinite_loop_is_stopped_by_the_wall_clock_budget() {
     let config = configs::limits(&["wall_time = \"2s\""]);
-    let done = Moat::run(MOAT, guests::module("spin"))
+    let done = Moat::run(moat(), guests::module("spin"))
         .config(&config)
         .output();
     done.assert_code(LIMIT_EXCEEDED);
@@ -29,7 +29,7 @@ fn infinite_loop_is_stopped_by_the_wall_clock_budget() {
 #[test]
 fn infinite_loop_is_stopped_by_the_cpu_budget() {
     let config = configs::limits(&["cpu_time = \"1s\""]);
-    let done = Moat::run(MOAT, guests::module("spin"))
+    let done = Moat::run(moat(), guests::module("spin"))
         .config(&config)
         .output();
     done.assert_code(LIMIT_EXCEEDED);
@@ -39,7 +39,7 @@ fn infinite_loop_is_stopped_by_the_cpu_budget() {
 #[test]
 fn memory_bomb_is_stopped_by_the_memory_limit() {
     let config = configs::limits(&["max_memory = \"64MiB\""]);
-    let done = Moat::run(MOAT, guests::module("membomb"))
+    let done = Moat::run(moat(), guests::module("membomb"))
         .config(&config)
         .output();
     done.assert_code(LIMIT_EXCEEDED);
@@ -68,7 +68,7 @@ fn connection_hoarder_is_held_to_the_per_listener_limit() {
     let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"10s\""])
         + &configs::stdio()
         + &configs::listen("sock", "tcp", port);
-    let mut keep = Moat::run(MOAT, guests::module("flood"))
+    let mut keep = Moat::run(moat(), guests::module("flood"))
         .config(&config)
         .guest_args(["sock"])
         .spawn();
@@ -90,7 +90,7 @@ fn connection_hoarder_is_held_to_the_per_listener_limit() {
 
 #[test]
 fn trap_is_reported_readably_with_its_own_exit_code() {
-    let done = Moat::run(MOAT, guests::module("trap")).output();
+    let done = Moat::run(moat(), guests::module("trap")).output();
     done.assert_code(TRAP);
     done.assert_stderr_mentions(&["trap"]);
     assert!(
@@ -102,7 +102,7 @@ fn trap_is_reported_readably_with_its_own_exit_code() {
 
 #[test]
 fn a_limit_can_be_set_on_the_command_line() {
-    let done = Moat::run(MOAT, guests::module("spin"))
+    let done = Moat::run(moat(), guests::module("spin"))
         .args(["--wall-time", "1s"])
         .output();
     done.assert_code(LIMIT_EXCEEDED);

@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
-use common::{MOAT, payload, serve, tcp_roundtrip};
+use common::{moat, payload, serve, tcp_roundtrip};
 use moat_testkit::process::Moat;
 use moat_testkit::servers::EchoServer;
 use moat_testkit::{configs, guests, net};
@@ -29,7 +29,7 @@ fn blocking_std_echo_serves_connections_one_after_another() {
 fn blocking_std_echo_exit_status_becomes_moats() {
     let port = net::free_port();
     let config = configs::stdio() + &configs::listen("sock", "tcp", port);
-    let mut keep = Moat::run(MOAT, guests::module("echo-std"))
+    let mut keep = Moat::run(moat(), guests::module("echo-std"))
         .config(&config)
         .guest_args(["sock", "2"])
         .spawn();
@@ -125,7 +125,7 @@ fn client_guest_talks_through_a_connect_socket() {
     let server = EchoServer::tcp();
     let config = configs::stdio()
         + &configs::connect("upstream", "tcp", "127.0.0.1", server.addr.port(), "");
-    let done = Moat::run(MOAT, guests::module("tcp-client"))
+    let done = Moat::run(moat(), guests::module("tcp-client"))
         .config(&config)
         .guest_args(["upstream", "hello over tcp"])
         .output();
@@ -142,7 +142,7 @@ fn connect_accepts_dns_names() {
     let server = EchoServer::tcp();
     let config = configs::stdio()
         + &configs::connect("upstream", "tcp", "localhost", server.addr.port(), "");
-    let done = Moat::run(MOAT, guests::module("tcp-client"))
+    let done = Moat::run(moat(), guests::module("tcp-client"))
         .config(&config)
         .guest_args(["upstream", "by name"])
         .output();
@@ -155,7 +155,7 @@ fn connect_to_a_closed_port_fails_the_guests_socket_not_moat() {
     // Nothing listens there: the guest sees an error on its socket and decides what to do.
     let port = net::free_port();
     let config = configs::stdio() + &configs::connect("upstream", "tcp", "127.0.0.1", port, "");
-    let done = Moat::run(MOAT, guests::module("tcp-client"))
+    let done = Moat::run(moat(), guests::module("tcp-client"))
         .config(&config)
         .guest_args(["upstream", "anyone?"])
         .output();
@@ -167,7 +167,7 @@ fn connect_to_a_closed_port_fails_the_guests_socket_not_moat() {
 fn non_blocking_calls_and_poll_mix_socket_clock_and_stdin() {
     let port = net::free_port();
     let config = configs::stdio() + &configs::listen("sock", "tcp", port);
-    let mut keep = Moat::run(MOAT, guests::module("nonblock-poll"))
+    let mut keep = Moat::run(moat(), guests::module("nonblock-poll"))
         .config(&config)
         .guest_args(["sock"])
         .spawn();
@@ -204,7 +204,7 @@ fn non_blocking_calls_and_poll_mix_socket_clock_and_stdin() {
 fn fd_table_puts_entry_i_at_fd_i_and_dirs_after_sockets() {
     let server = EchoServer::tcp();
     let listen_port = net::free_port();
-    let keep = Moat::run(MOAT, guests::module("fdinfo"));
+    let keep = Moat::run(moat(), guests::module("fdinfo"));
     let data = keep.workdir().join("data");
     std::fs::create_dir(&data).unwrap();
     let config = configs::stdio()
@@ -239,7 +239,7 @@ fn fd_table_puts_entry_i_at_fd_i_and_dirs_after_sockets() {
 #[test]
 fn a_listener_can_come_from_the_command_line() {
     let port = net::free_port();
-    let mut keep = Moat::run(MOAT, guests::module("echo-tokio"))
+    let mut keep = Moat::run(moat(), guests::module("echo-tokio"))
         .args(["--listen", &format!("web=tcp://127.0.0.1:{port}")])
         .guest_args(["web"])
         .spawn();

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use common::{MOAT, payload, serve};
+use common::{moat, payload, serve};
 use moat_testkit::pki::TestCa;
 use moat_testkit::process::Moat;
 use moat_testkit::servers::{EchoServer, stalled_handshake};
@@ -112,7 +112,7 @@ async fn mtls_listener_accepts_its_cas_clients_and_rejects_others() {
     let ca = TestCa::new("Moat test client CA");
     let stranger_ca = TestCa::new("Some other CA");
     let port = net::free_port();
-    let keep = Moat::run(MOAT, guests::module("echo-tokio"));
+    let keep = Moat::run(moat(), guests::module("echo-tokio"));
     let ca_file = ca.write_cert_pem(keep.workdir(), "clients.crt");
     let config = configs::stdio() + &configs::listen_mtls("sock", port, &ca_file);
     let mut keep = keep.config(&config).guest_args(["sock"]).spawn();
@@ -207,7 +207,7 @@ fn client_guest_verifies_a_tls_server_with_sni_and_a_ca_file() {
         &ca.server_identity(&["localhost"]),
         None,
     ));
-    let keep = Moat::run(MOAT, guests::module("tcp-client"));
+    let keep = Moat::run(moat(), guests::module("tcp-client"));
     let ca_file = ca.write_cert_pem(keep.workdir(), "server-ca.crt");
     let extra = format!(
         "ca = {}\nplatform_roots = false\n",
@@ -236,7 +236,7 @@ fn client_guest_refuses_a_tls_server_it_does_not_trust() {
         &other.server_identity(&["localhost"]),
         None,
     ));
-    let keep = Moat::run(MOAT, guests::module("tcp-client"));
+    let keep = Moat::run(moat(), guests::module("tcp-client"));
     let ca_file = trusted.write_cert_pem(keep.workdir(), "trusted.crt");
     let extra = format!(
         "ca = {}\nplatform_roots = false\n",

@@ -30,8 +30,6 @@ pub struct Steward {
     verifier: Verifier,
     nonces: NonceAuthority,
     metrics: Metrics,
-    /// Verification time override (test-only configuration; `None` = the clock).
-    verify_at: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for Steward {
@@ -112,7 +110,6 @@ impl StewardBuilder {
             verifier,
             nonces,
             metrics: Metrics::default(),
-            verify_at: self.verify_at,
         }
     }
 }
@@ -242,7 +239,6 @@ impl Steward {
                 },
                 other => Rejection::Internal(other.to_string()),
             })?;
-        let _ = self.verify_at;
         Ok(Issued {
             leaf,
             ca: self.ca.cert_der().clone(),

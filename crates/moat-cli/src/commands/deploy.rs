@@ -15,6 +15,8 @@ use moat_client::package::source::{DeploySource, local_workload_name};
 use moat_client::package::{self, LocalPackage, Reference};
 use moat_client::registry::{ClientIdentity, ClientOptions, RegistryClient};
 
+use moat_keep::attested::StewardSettings;
+
 use super::package::BarProgress;
 use crate::exit::{self, ExitWith};
 
@@ -45,6 +47,14 @@ pub struct DeployArgs {
     /// PEM file of the Steward's CA certificate: the only root trusted for the Steward.
     #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
     steward_ca: Option<PathBuf>,
+    /// Which evidence the Keep produces: snp, tdx, or nil (no hardware: the certificate says
+    /// "not attested", and only a Steward policy allowing nil certifies it). Default: the best
+    /// hardware source this machine has; without one the deploy stops (never a silent nil).
+    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
+    platform: Option<moat_attest::Platform>,
+    /// configfs-tsm report directory the evidence comes from.
+    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", default_value = moat_attest::attester::DEFAULT_TSM_BASE)]
+    tsm_path: PathBuf,
     /// PEM CA certificate(s) to trust for the registry instead of the platform's root store.
     #[arg(long = "registry-ca", env = "MOAT_REGISTRY_CA", value_name = "FILE")]
     registry_ca: Option<PathBuf>,
@@ -101,8 +111,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Step::Parse,
         args.reference
             .parse()
-            .with_context(|| format!("REF {:?}", args.reference))
-            .map_err(Into::into),
+            .with_context(|| format!("REF {:?}", args.reference)),
     )?;
 
     // A local workload is read (not fetched) first: its digest is its name.
@@ -124,13 +133,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
 
     // 1. Attest first.
-    let pinned = match &source {
-        DeploySource::Registry(r) => r.digest().map(ToString::to_string),
-        DeploySource::File(_) => None,
-    };
     let identity = before_run(
         Step::Attest,
-        runtime.block_on(attest(&steward, &workload_name, pinned.as_deref())),
+        runtime.block_on(attest(&steward, &workload_name)),
     )?;
     tracing::info!(workload = %workload_name, "attested; certificate obtained");
 
@@ -154,12 +159,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     run_workload(runtime, &workload, config, identity, &args)
 }
 
-/// The Steward's URL and CA, from flags/env or (for local workloads) the config's `steward`.
-struct StewardSettings {
-    url: String,
-    ca_pem: Vec<u8>,
-}
-
+/// The Steward to attest to: `--steward` / `MOAT_STEWARD`, else (for local workloads) the
+/// config's `steward`. Unlike `moat run`, a deploy without a Steward is refused: the whole point
+/// of deploying is that the Keep proves itself before it gets the workload.
 fn steward_settings(
     args: &DeployArgs,
     local: Option<&Workload>,
@@ -168,20 +170,21 @@ fn steward_settings(
         .and_then(|w| w.config.as_ref())
         .and_then(|(text, dir)| moat_config::Config::from_toml_str(text, dir).ok())
         .and_then(|c| c.steward);
-    let url = args.steward.clone().or(from_config).context(
+    let settings = StewardSettings::resolve(
+        from_config.as_deref(),
+        args.steward.as_deref(),
+        args.steward_ca.as_deref(),
+        args.platform,
+        Some(&args.tsm_path),
+    )?
+    .context(
         "no Steward named: deploy attests before it fetches anything, so give --steward URL \
-         (or MOAT_STEWARD)",
+         (or MOAT_STEWARD) and --steward-ca FILE (or MOAT_STEWARD_CA)",
     )?;
-    if !url.starts_with("https://") {
-        anyhow::bail!("Steward URL {url:?} is not https://");
+    if !settings.url.starts_with("https://") {
+        anyhow::bail!("Steward URL {:?} is not https://", settings.url);
     }
-    let ca_path = args
-        .steward_ca
-        .as_ref()
-        .context("no Steward CA: give --steward-ca FILE (or MOAT_STEWARD_CA), the only root trusted for the Steward")?;
-    let ca_pem = std::fs::read(ca_path)
-        .with_context(|| format!("reading the Steward CA {}", ca_path.display()))?;
-    Ok(StewardSettings { url, ca_pem })
+    Ok(settings)
 }
 
 fn read_local(path: &Path, args: &DeployArgs) -> anyhow::Result<Workload> {
@@ -251,12 +254,12 @@ fn load_config(workload: &Workload) -> anyhow::Result<moat_config::Config> {
     }
 }
 
-async fn attest(
-    _steward: &StewardSettings,
-    _workload: &str,
-    _pinned: Option<&str>,
-) -> anyhow::Result<moat_tls::Identity> {
-    anyhow::bail!("the Keep's attestation step is not in this build yet")
+/// The Keep's attestation step (`moat_keep::attested`): a fresh key, evidence binding it and
+/// the Steward's nonce, a CSR naming the workload, and the chain the Steward issues for it.
+async fn attest(steward: &StewardSettings, workload: &str) -> anyhow::Result<moat_tls::Identity> {
+    moat_keep::attested::attested_identity(steward, workload)
+        .await
+        .with_context(|| format!("attesting to {} for {workload}", steward.url))
 }
 
 fn run_workload(

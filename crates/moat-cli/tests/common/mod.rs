@@ -8,15 +8,20 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use moat_testkit::process::Moat;
 use moat_testkit::{configs, guests, net};
 
-/// The `moat` binary cargo built for these tests.
-pub const MOAT: &str = env!("CARGO_BIN_EXE_moat");
+/// The `moat` binary under test: the one cargo built for these tests, or `$MOAT_BIN` (to run the
+/// same tests against another build, e.g. a release binary).
+pub fn moat() -> std::path::PathBuf {
+    std::env::var_os("MOAT_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_moat").into())
+}
 
 /// A Keep running `guest` with one listener called `sock` on a fresh port; waits for the guest's
 /// `listening` line. Returns the handle and the port.
 pub fn serve(guest: &str, prot: &str) -> (moat_testkit::process::Running, u16) {
     let port = net::free_port();
     let config = configs::stdio() + &configs::listen("sock", prot, port);
-    let mut keep = Moat::run(MOAT, guests::module(guest))
+    let mut keep = Moat::run(moat(), guests::module(guest))
         .config(&config)
         .guest_args(["sock"])
         .spawn();

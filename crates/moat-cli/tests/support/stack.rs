@@ -2,6 +2,9 @@
 //! serve`) with a given policy, and Drawbridge (`moat drawbridge serve`) over TLS with a user, a
 //! token and a private repository whose release policy trusts that Steward.
 
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,1 +1,256 @@
-//! moat-wasi: see the crate description.
+//! moat-wasi: the WASI preview-1 layer of a Keep.
+//!
+//! wasmtime-wasi 48 implements preview 1 but stubs out `sock_accept`/`sock_recv`/`sock_send`,
+//! has no way to put a socket into its fd table, and its `poll_oneoff` knows nothing of
+//! sockets. Moat therefore owns the guest's fd table ([`table`]) and shadows every
+//! `wasi_snapshot_preview1` import that takes an fd ([`host`]): its own descriptors (stdio,
+//! `null`, capability sockets) are served here; directories and files are delegated to
+//! wasmtime-wasi's raw preview-1 functions with the fd number translated. Functions without an
+//! fd (args, environ, random, proc_exit) come straight from wasmtime-wasi.
+//!
+//! Sockets are capabilities: the guest gets exactly the `listen` and `connect` fds its config
+//! names and has no call that creates another. Network I/O and TLS run on host tasks ([`net`])
+//! that talk to the guest through bounded pipes ([`pipe`]); blocking, non-blocking (`EAGAIN`)
+//! and `poll_oneoff`-driven guests all work on top of that ([`poll`]).
+//!
+//! Use: build a [`WasiSpec`], call [`MoatWasi::new`] inside a tokio runtime, keep the result in
+//! the store's data and register the imports with [`add_to_linker`].
+
+mod abi;
+pub mod errno;
+mod host;
+pub mod net;
+mod pipe;
+mod poll;
+mod table;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+pub use host::add_to_linker;
+pub use net::{ConnectTarget, ListenLimits};
+
+use crate::pipe::Pipe;
+use crate::table::{FdTable, Kind};
+
+/// One entry of the guest's fd layout (config `files` entry *i* becomes fd *i*).
+#[derive(Debug, Clone)]
+pub enum FdSpec {
+    Null,
+    Stdin,
+    Stdout,
+    Stderr,
+    /// A listening socket: bound by [`MoatWasi::new`], accepted on by host tasks.
+    Listen {
+        name: String,
+        addr: SocketAddr,
+        /// `None`: plain TCP.
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: ListenLimits,
+    },
+    /// An outgoing connection, made in the background when the Keep starts.
+    Connect { name: String, target: ConnectTarget },
+}
+
+/// A host directory the guest sees pre-opened under `guest`.
+#[derive(Debug, Clone)]
+pub struct DirSpec {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// Everything the WASI layer needs to start a guest.
+#[derive(Debug, Clone, Default)]
+pub struct WasiSpec {
+    /// `argv`, including `argv[0]`.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub fds: Vec<FdSpec>,
+    pub dirs: Vec<DirSpec>,
+}
+
+/// Why the WASI layer could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WasiError {
+    #[error("cannot listen on {addr} for socket `{name}`: {source}")]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot pre-open directory {} as `{guest}`: {message}", host.display())]
+    Dir {
+        host: PathBuf,
+        guest: String,
+        message: String,
+    },
+    #[error("the WASI layer must be created inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// A listener as bound on the host (useful when the config asked for port 0).
+#[derive(Debug, Clone)]
+pub struct BoundListener {
+    pub fd: u32,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+/// The per-store WASI state: Moat's fd table over a wasmtime-wasi preview-1 context.
+pub struct MoatWasi {
+    pub(crate) p1: WasiP1Ctx,
+    pub(crate) table: FdTable,
+    /// Woken whenever anything the guest may be waiting on changes.
+    pub(crate) guest_notify: Arc<Notify>,
+    pub(crate) stdin: Option<Arc<Pipe>>,
+    /// Origin of the guest's monotonic clock.
+    pub(crate) epoch: Instant,
+    listeners: Vec<BoundListener>,
+}
+
+impl std::fmt::Debug for MoatWasi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoatWasi")
+            .field("table", &self.table)
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MoatWasi {
+    /// Bind listeners, start connects and build the fd table. Must run inside a tokio runtime
+    /// (host tasks are spawned on it).
+    pub fn new(spec: WasiSpec) -> Result<Self, WasiError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| WasiError::NoRuntime)?;
+        let mut builder = WasiCtxBuilder::new();
+        builder.args(&spec.args);
+        for (k, v) in &spec.env {
+            builder.env(k, v);
+        }
+        for dir in &spec.dirs {
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            builder
+                .preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| WasiError::Dir {
+                    host: dir.host.clone(),
+                    guest: dir.guest.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        }
+        let p1 = builder.build_p1();
+
+        let guest_notify = Arc::new(Notify::new());
+        let mut table = FdTable::default();
+        let mut listeners = Vec::new();
+        let fd_count = u32::try_from(spec.fds.len()).unwrap_or(u32::MAX);
+        let _guard = handle.enter();
+        for (i, fd) in spec.fds.into_iter().enumerate() {
+            let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
+            let kind = match fd {
+                FdSpec::Null => Kind::Null,
+                FdSpec::Stdin => Kind::Stdin,
+                FdSpec::Stdout => Kind::Stdout,
+                FdSpec::Stderr => Kind::Stderr,
+                FdSpec::Listen {
+                    name,
+                    addr,
+                    tls,
+                    limits,
+                } => {
+                    let bind_err = |source| WasiError::Bind {
+                        name: name.clone(),
+                        addr,
+                        source,
+                    };
+                    let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+                    std_listener.set_nonblocking(true).map_err(bind_err)?;
+                    let socket = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+                    let is_tls = tls.is_some();
+                    let listener =
+                        net::Listener::start(name.clone(), socket, tls, limits, guest_notify.clone())
+                            .map_err(bind_err)?;
+                    listeners.push(BoundListener {
+                        fd: fd_num,
+                        name,
+                        addr: listener.local_addr,
+                        tls: is_tls,
+                    });
+                    Kind::Listener(Arc::new(listener))
+                }
+                FdSpec::Connect { target, .. } => Kind::Stream(net::connect(target, &guest_notify)),
+            };
+            table.insert_at(fd_num, kind);
+        }
+        // wasmtime-wasi numbers its pre-opens 3, 4, ... after its own (unused) stdio; the guest
+        // sees them right after the config's entries.
+        for i in 0..spec.dirs.len() as u32 {
+            table.insert_at(fd_count + i, Kind::Delegated(3 + i));
+        }
+        Ok(MoatWasi {
+            p1,
+            table,
+            guest_notify,
+            stdin: None,
+            epoch: Instant::now(),
+            listeners,
+        })
+    }
+
+    /// The listeners as bound (addresses resolved, ports chosen by the OS filled in).
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    /// Close every connection the guest still holds and give the pumps up to `grace` to send
+    /// what the guest wrote (close_notify and FIN included). Call after the guest exited.
+    pub async fn close_all(&mut self, grace: Duration) {
+        let conns = self.table.take_connections();
+        for c in &conns {
+            c.guest_close();
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && conns.iter().any(|c| Arc::strong_count(c) > 1) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The stdin pipe, started on first use so a Keep that never reads stdin never touches it.
+    pub(crate) fn stdin_pipe(&mut self) -> Arc<Pipe> {
+        if let Some(p) = &self.stdin {
+            return p.clone();
+        }
+        let pipe = Arc::new(Pipe::new(64 * 1024, self.guest_notify.clone()));
+        let feed = pipe.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let Some(room) = feed.host_wait_room().await else {
+                    return;
+                };
+                let want = room.min(buf.len());
+                match stdin.read(&mut buf[..want]).await {
+                    Ok(0) => return feed.close_write(),
+                    Ok(n) => feed.host_push(&buf[..n]),
+                    Err(e) => return feed.fail(e.kind()),
+                }
+            }
+        });
+        self.stdin = Some(pipe.clone());
+        pipe
+    }
+}

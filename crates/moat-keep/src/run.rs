@@ -1,0 +1,158 @@
+//! Running one module: instantiate with Moat's WASI imports, call `_start` under the limits,
+//! and turn the result into an exit code or a typed error.
+
+use std::time::Duration;
+
+use moat_wasi::{BoundListener, MoatWasi, WasiSpec};
+use wasmtime::{Linker, Store, UpdateDeadline};
+
+use crate::engine::{CacheSetting, KeepEngine};
+use crate::limits::{EPOCH_TICK, LimitExceeded, Limiter, Limits};
+use crate::KeepError;
+
+/// How long the host keeps sending what the workload wrote before exiting.
+const EXIT_FLUSH: Duration = Duration::from_secs(2);
+
+/// Everything a run needs besides the module bytes.
+pub struct RunSpec {
+    /// argv (with `argv[0]`), environment, the fd layout (sockets carry their TLS
+    /// configurations, built from the Keep's identity by the caller) and pre-opened dirs.
+    pub wasi: WasiSpec,
+    pub limits: Limits,
+    pub cache: CacheSetting,
+    /// Called once the listeners are bound, before the workload starts (e.g. to print the
+    /// ports the OS chose for `port = 0`).
+    pub on_listening: Option<Box<dyn FnOnce(&[BoundListener]) + Send>>,
+}
+
+impl std::fmt::Debug for RunSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSpec")
+            .field("wasi", &self.wasi)
+            .field("limits", &self.limits)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the workload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// `proc_exit`'s code, or 0 when `_start` returned.
+    pub exit_code: i32,
+}
+
+struct KeepData {
+    wasi: MoatWasi,
+    limiter: Limiter,
+}
+
+/// [`run`] on a fresh multi-threaded tokio runtime (the workload on one task, socket pumps on
+/// the others).
+pub fn run_blocking(module: &[u8], spec: RunSpec) -> Result<RunOutcome, KeepError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("moat-keep")
+        .build()
+        .map_err(KeepError::Runtime)?;
+    let outcome = runtime.block_on(run(module, spec));
+    // A stdin reader may sit in a blocking read: do not wait for it.
+    runtime.shutdown_background();
+    outcome
+}
+
+/// Compile (or load from cache), set up WASI, run `_start`. Must be called inside a tokio
+/// runtime.
+pub async fn run(module_bytes: &[u8], spec: RunSpec) -> Result<RunOutcome, KeepError> {
+    let keep_engine = KeepEngine::new(&spec.cache)?;
+    let engine = keep_engine.engine().clone();
+    let module = keep_engine.compile(module_bytes)?;
+
+    let mut linker: Linker<KeepData> = Linker::new(&engine);
+    moat_wasi::add_to_linker(&mut linker, |d: &mut KeepData| &mut d.wasi)
+        .map_err(|e| KeepError::Engine(format!("{e:#}")))?;
+
+    let wasi = MoatWasi::new(spec.wasi)?;
+    let mut store = Store::new(
+        &engine,
+        KeepData {
+            wasi,
+            limiter: Limiter::new(&spec.limits),
+        },
+    );
+    store.limiter(|d| &mut d.limiter);
+
+    for import in module.imports() {
+        if linker.get_by_import(&mut store, &import).is_none() {
+            return Err(KeepError::MissingImport {
+                module: import.module().to_string(),
+                name: import.name().to_string(),
+            });
+        }
+    }
+
+    // Every epoch tick spent inside wasm counts against the CPU budget; at each tick the
+    // workload also yields to the executor so host tasks keep running.
+    let cpu_limit = spec.limits.max_cpu_time;
+    let cpu_ticks_allowed = cpu_limit.map(|d| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+    let mut ticks_used = 0u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        ticks_used += 1;
+        if let (Some(allowed), Some(limit)) = (cpu_ticks_allowed, cpu_limit)
+            && ticks_used > allowed
+        {
+            return Err(LimitExceeded::CpuTime { limit }.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+
+    if let Some(announce) = spec.on_listening {
+        announce(store.data().wasi.listeners());
+    }
+
+    let instance = linker
+        .instantiate_async(&mut store, &module)
+        .await
+        .map_err(|e| match e.downcast_ref::<LimitExceeded>() {
+            Some(limit) => KeepError::Limit(limit.clone()),
+            None => KeepError::InvalidModule(format!("{e:#}")),
+        })?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(|_| KeepError::NoStart)?;
+
+    let call = start.call_async(&mut store, ());
+    let result = match spec.limits.max_wall_time {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(r) => r,
+            Err(_) => return Err(LimitExceeded::WallTime { limit }.into()),
+        },
+        None => call.await,
+    };
+    let outcome = classify(result);
+    store.data_mut().wasi.close_all(EXIT_FLUSH).await;
+    outcome
+}
+
+fn classify(result: wasmtime::Result<()>) -> Result<RunOutcome, KeepError> {
+    let err = match result {
+        Ok(()) => return Ok(RunOutcome { exit_code: 0 }),
+        Err(e) => e,
+    };
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Ok(RunOutcome { exit_code: exit.0 });
+    }
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        return Err(KeepError::Limit(limit.clone()));
+    }
+    let backtrace = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|b| b.to_string())
+        .filter(|b| !b.trim().is_empty());
+    let message = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{}", err.root_cause()),
+    };
+    Err(KeepError::Trap { message, backtrace })
+}

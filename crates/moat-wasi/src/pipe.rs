@@ -1,0 +1,287 @@
+//! Bounded in-memory byte pipes between host tasks and the guest.
+//!
+//! Each socket connection has two: `inbound` (host pump writes what the peer sent, the guest
+//! reads) and `outbound` (the guest writes, the pump sends). Being bounded, a fast peer cannot
+//! make the host buffer without limit and a slow peer only ever blocks its own pipe. Readiness
+//! for `poll_oneoff` is read straight off the pipe state, so it is exact at the plaintext level.
+//!
+//! Wake-ups: the host side of each pipe has its own [`Notify`]; the guest side shares one
+//! Keep-wide [`Notify`] (the guest is a single thread waiting on at most one thing at a time, and
+//! after any wake-up it re-checks what it waits for).
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+#[derive(Debug)]
+struct PipeState {
+    buf: VecDeque<u8>,
+    cap: usize,
+    /// The writer finished: once drained, reads see end-of-file.
+    write_closed: bool,
+    /// The reader went away: writes fail with `EPIPE`, the writer side should stop.
+    read_closed: bool,
+    /// A host-side failure (connect, TLS, reset) that every later operation reports.
+    error: Option<io::ErrorKind>,
+}
+
+/// One direction of a connection.
+#[derive(Debug)]
+pub struct Pipe {
+    state: Mutex<PipeState>,
+    host: Notify,
+    guest: Arc<Notify>,
+}
+
+/// Result of a non-blocking read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(usize),
+    Eof,
+    WouldBlock,
+    Failed(io::ErrorKind),
+}
+
+/// Result of a non-blocking write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written(usize),
+    WouldBlock,
+    /// The reading side is gone (or the pipe was shut for writing).
+    Closed,
+    Failed(io::ErrorKind),
+}
+
+/// What `poll_oneoff` needs to know about one direction.
+#[derive(Debug, Clone, Copy)]
+pub struct Readiness {
+    pub readable: bool,
+    pub readable_bytes: usize,
+    pub hangup: bool,
+    pub writable: bool,
+    pub writable_bytes: usize,
+}
+
+impl Pipe {
+    pub fn new(cap: usize, guest: Arc<Notify>) -> Self {
+        Pipe {
+            state: Mutex::new(PipeState {
+                buf: VecDeque::new(),
+                cap: cap.max(1),
+                write_closed: false,
+                read_closed: false,
+                error: None,
+            }),
+            host: Notify::new(),
+            guest,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PipeState> {
+        // A poisoned lock only means another thread panicked mid-update of plain data; the
+        // state is still consistent enough to report errors, so keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        self.host.notify_one();
+        self.guest.notify_one();
+    }
+
+    /// Take up to `out.len()` bytes (or copy them, with `peek`).
+    pub fn try_read(&self, out: &mut [u8], peek: bool) -> ReadOutcome {
+        let mut s = self.lock();
+        if !s.buf.is_empty() {
+            let n = out.len().min(s.buf.len());
+            let (a, b) = s.buf.as_slices();
+            let from_a = n.min(a.len());
+            out[..from_a].copy_from_slice(&a[..from_a]);
+            out[from_a..n].copy_from_slice(&b[..n - from_a]);
+            if !peek {
+                s.buf.drain(..n);
+                drop(s);
+                self.wake();
+            }
+            return ReadOutcome::Data(n);
+        }
+        if let Some(kind) = s.error {
+            return ReadOutcome::Failed(kind);
+        }
+        if s.write_closed || s.read_closed {
+            return ReadOutcome::Eof;
+        }
+        ReadOutcome::WouldBlock
+    }
+
+    /// Append as much of `data` as fits.
+    pub fn try_write(&self, data: &[u8]) -> WriteOutcome {
+        let mut s = self.lock();
+        if let Some(kind) = s.error {
+            return WriteOutcome::Failed(kind);
+        }
+        if s.read_closed || s.write_closed {
+            return WriteOutcome::Closed;
+        }
+        let room = s.cap.saturating_sub(s.buf.len());
+        if room == 0 {
+            return if data.is_empty() {
+                WriteOutcome::Written(0)
+            } else {
+                WriteOutcome::WouldBlock
+            };
+        }
+        let n = room.min(data.len());
+        s.buf.extend(&data[..n]);
+        drop(s);
+        if n > 0 {
+            self.wake();
+        }
+        WriteOutcome::Written(n)
+    }
+
+    /// Free space for the host writer (0 when the reader is gone: the writer should stop).
+    pub fn room(&self) -> Option<usize> {
+        let s = self.lock();
+        if s.read_closed || s.error.is_some() {
+            None
+        } else {
+            Some(s.cap.saturating_sub(s.buf.len()))
+        }
+    }
+
+    /// Writer side finished (peer EOF, or the guest shut down writing).
+    pub fn close_write(&self) {
+        self.lock().write_closed = true;
+        self.wake();
+    }
+
+    /// Reader side went away (the guest closed the fd or shut down reading): buffered data is
+    /// dropped and the writer is told to stop.
+    pub fn close_read(&self) {
+        let mut s = self.lock();
+        s.read_closed = true;
+        s.buf.clear();
+        drop(s);
+        self.wake();
+    }
+
+    /// Record a host-side failure; the first one wins.
+    pub fn fail(&self, kind: io::ErrorKind) {
+        let mut s = self.lock();
+        if s.error.is_none() {
+            s.error = Some(kind);
+        }
+        drop(s);
+        self.wake();
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let s = self.lock();
+        let ended = s.error.is_some() || s.write_closed || s.read_closed;
+        let room = s.cap.saturating_sub(s.buf.len());
+        Readiness {
+            readable: !s.buf.is_empty() || ended,
+            readable_bytes: s.buf.len(),
+            hangup: s.buf.is_empty() && ended,
+            writable: room > 0 || s.error.is_some() || s.read_closed || s.write_closed,
+            writable_bytes: room,
+        }
+    }
+
+    /// Host side: wait for the guest to change this pipe.
+    pub async fn host_changed(&self) {
+        self.host.notified().await
+    }
+
+    /// Host side: take up to `max` buffered bytes; `None` at end (closed for writing and
+    /// drained, or failed).
+    pub async fn host_take(&self, max: usize) -> Option<Vec<u8>> {
+        loop {
+            {
+                let mut s = self.lock();
+                if !s.buf.is_empty() {
+                    let n = max.min(s.buf.len());
+                    let chunk: Vec<u8> = s.buf.drain(..n).collect();
+                    drop(s);
+                    self.wake();
+                    return Some(chunk);
+                }
+                if s.write_closed || s.read_closed || s.error.is_some() {
+                    return None;
+                }
+            }
+            self.host.notified().await;
+        }
+    }
+
+    /// Host side: wait until there is room (`Some(room)`) or the reader is gone (`None`).
+    pub async fn host_wait_room(&self) -> Option<usize> {
+        loop {
+            match self.room() {
+                Some(0) => self.host.notified().await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Host side: append bytes that are known to fit (after [`Pipe::host_wait_room`]).
+    pub fn host_push(&self, data: &[u8]) {
+        let mut s = self.lock();
+        if s.read_closed {
+            return;
+        }
+        s.buf.extend(data);
+        drop(s);
+        self.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe(cap: usize) -> Pipe {
+        Pipe::new(cap, Arc::new(Notify::new()))
+    }
+
+    #[test]
+    fn bounded_write_then_read_then_eof() {
+        let p = pipe(4);
+        assert_eq!(p.try_write(b"hello"), WriteOutcome::Written(4));
+        assert_eq!(p.try_write(b"o"), WriteOutcome::WouldBlock);
+        let mut out = [0u8; 8];
+        assert_eq!(p.try_read(&mut out, true), ReadOutcome::Data(4));
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(4));
+        assert_eq!(&out[..4], b"hell");
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::WouldBlock);
+        p.close_write();
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Eof);
+        assert_eq!(p.try_write(b"x"), WriteOutcome::Closed);
+    }
+
+    #[test]
+    fn failure_is_reported_after_buffered_data() {
+        let p = pipe(16);
+        p.try_write(b"ab");
+        p.fail(io::ErrorKind::ConnectionReset);
+        let mut out = [0u8; 1];
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(1));
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(1));
+        assert_eq!(
+            p.try_read(&mut out, false),
+            ReadOutcome::Failed(io::ErrorKind::ConnectionReset)
+        );
+        assert!(p.readiness().hangup);
+    }
+
+    #[test]
+    fn closing_the_reader_stops_the_writer() {
+        let p = pipe(16);
+        p.try_write(b"ab");
+        p.close_read();
+        assert_eq!(p.room(), None);
+        assert_eq!(p.try_write(b"c"), WriteOutcome::Closed);
+    }
+}

@@ -1,0 +1,153 @@
+//! The guest's file-descriptor table.
+//!
+//! Moat owns the numbering: entry *i* of the config is fd *i* (Enarx's layout), pre-opened
+//! directories follow, and later fds (accepted connections, opened files) take the lowest free
+//! number. Sockets, stdio and `null` are Moat's own descriptors; directories and files are
+//! delegated to wasmtime-wasi, whose own fd numbers ("inner" fds) this table translates to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::errno::Errno;
+use crate::net::{Connection, Listener};
+
+/// Upper bound on open guest fds (`EMFILE` beyond it).
+pub const MAX_FDS: usize = 16 * 1024;
+
+/// What one guest fd is.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Null,
+    Stdin,
+    Stdout,
+    Stderr,
+    Listener(Arc<Listener>),
+    /// An accepted or outgoing connection.
+    Stream(Arc<Connection>),
+    /// A directory or file served by wasmtime-wasi under its own fd number.
+    Delegated(u32),
+}
+
+impl Kind {
+    pub fn is_socket(&self) -> bool {
+        matches!(self, Kind::Listener(_) | Kind::Stream(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: Kind,
+    /// `FDFLAGS_NONBLOCK`: calls that would wait answer `EAGAIN` instead.
+    pub nonblock: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct FdTable {
+    entries: BTreeMap<u32, Entry>,
+}
+
+impl FdTable {
+    pub fn insert_at(&mut self, fd: u32, kind: Kind) {
+        self.entries.insert(
+            fd,
+            Entry {
+                kind,
+                nonblock: false,
+            },
+        );
+    }
+
+    /// Place `kind` at the lowest free fd.
+    pub fn push(&mut self, kind: Kind, nonblock: bool) -> Result<u32, Errno> {
+        if self.entries.len() >= MAX_FDS {
+            return Err(Errno::MFILE);
+        }
+        let mut fd = 0u32;
+        for used in self.entries.keys() {
+            if *used != fd {
+                break;
+            }
+            fd += 1;
+        }
+        self.entries.insert(fd, Entry { kind, nonblock });
+        Ok(fd)
+    }
+
+    pub fn get(&self, fd: i32) -> Result<&Entry, Errno> {
+        u32::try_from(fd)
+            .ok()
+            .and_then(|fd| self.entries.get(&fd))
+            .ok_or(Errno::BADF)
+    }
+
+    pub fn get_mut(&mut self, fd: i32) -> Result<&mut Entry, Errno> {
+        u32::try_from(fd)
+            .ok()
+            .and_then(|fd| self.entries.get_mut(&fd))
+            .ok_or(Errno::BADF)
+    }
+
+    pub fn remove(&mut self, fd: i32) -> Result<Entry, Errno> {
+        u32::try_from(fd)
+            .ok()
+            .and_then(|fd| self.entries.remove(&fd))
+            .ok_or(Errno::BADF)
+    }
+
+    pub fn insert(&mut self, fd: u32, entry: Entry) -> Option<Entry> {
+        self.entries.insert(fd, entry)
+    }
+
+    /// The wasmtime-wasi fd behind a delegated guest fd; `other` for Moat's own descriptors.
+    pub fn delegated(&self, fd: i32, other: Errno) -> Result<i32, Errno> {
+        match self.get(fd)?.kind {
+            Kind::Delegated(inner) => i32::try_from(inner).map_err(|_| Errno::BADF),
+            _ => Err(other),
+        }
+    }
+
+    /// Remove every connection from the table (for the final flush at exit).
+    pub fn take_connections(&mut self) -> Vec<Arc<Connection>> {
+        let fds: Vec<u32> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.kind, Kind::Stream(_)))
+            .map(|(fd, _)| *fd)
+            .collect();
+        fds.into_iter()
+            .filter_map(|fd| match self.entries.remove(&fd)?.kind {
+                Kind::Stream(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_takes_the_lowest_free_fd() {
+        let mut t = FdTable::default();
+        t.insert_at(0, Kind::Stdin);
+        t.insert_at(1, Kind::Stdout);
+        t.insert_at(3, Kind::Null);
+        assert_eq!(t.push(Kind::Null, false), Ok(2));
+        assert_eq!(t.push(Kind::Null, false), Ok(4));
+        t.remove(1).unwrap();
+        assert_eq!(t.push(Kind::Null, true), Ok(1));
+        assert!(t.get(1).unwrap().nonblock);
+    }
+
+    #[test]
+    fn negative_and_unknown_fds_are_ebadf() {
+        let mut t = FdTable::default();
+        assert_eq!(t.get(-1).unwrap_err(), Errno::BADF);
+        assert_eq!(t.remove(7).unwrap_err(), Errno::BADF);
+        t.insert_at(5, Kind::Delegated(3));
+        t.insert_at(6, Kind::Null);
+        assert_eq!(t.delegated(5, Errno::SPIPE), Ok(3));
+        assert_eq!(t.delegated(6, Errno::SPIPE), Err(Errno::SPIPE));
+    }
+}

@@ -167,6 +167,7 @@ async fn raw_server(pki: &Pki) -> SocketAddr {
                         while left > 0 {
                             let n = CHUNK.min(left);
                             tls.write_all(&chunk[..n]).await.unwrap();
+                            tls.flush().await.unwrap();
                             left -= n;
                         }
                     }
@@ -177,6 +178,7 @@ async fn raw_server(pki: &Pki) -> SocketAddr {
                                 break;
                             }
                             tls.write_all(&resp).await.unwrap();
+                            tls.flush().await.unwrap();
                         }
                     }
                 }
@@ -334,6 +336,7 @@ async fn main() {
             .parse()
             .unwrap(),
     );
+    sender.ready().await.unwrap();
     assert_eq!(sender.send_request(put).await.unwrap().status(), 201);
 
     let get = || {
@@ -355,6 +358,7 @@ async fn main() {
     let mut sender = http_client(addr, &client).await;
     let mut response_bytes = 0;
     for _ in 0..requests {
+        sender.ready().await.unwrap();
         let resp = sender.send_request(get()).await.unwrap();
         assert_eq!(resp.status(), 200);
         response_bytes = resp.into_body().collect().await.unwrap().to_bytes().len();
@@ -375,6 +379,7 @@ async fn main() {
     let mut resp = vec![0u8; resp_len];
     for _ in 0..requests {
         tls.write_all(&req).await.unwrap();
+        tls.flush().await.unwrap();
         tls.read_exact(&mut resp).await.unwrap();
     }
     let raw_small = t.elapsed();

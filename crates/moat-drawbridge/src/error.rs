@@ -219,7 +219,10 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         if let Some(challenge) = self.challenge {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let Some(range) = self
             .held

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use moat_keep::{CacheSetting, KeepError, LimitExceeded, Limits, RunOutcome, RunSpec};
 use moat_keep::wasi as moat_wasi;
+use moat_keep::{CacheSetting, KeepError, LimitExceeded, Limits, RunOutcome, RunSpec};
 use moat_wasi::{DirSpec, FdSpec, ListenLimits, WasiSpec};
 
 const IMPORTS: &str = r#"
@@ -59,7 +59,10 @@ fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> FdSpec {
 fn start(
     wasm: Vec<u8>,
     mut spec: RunSpec,
-) -> (Option<SocketAddr>, std::thread::JoinHandle<Result<RunOutcome, KeepError>>) {
+) -> (
+    Option<SocketAddr>,
+    std::thread::JoinHandle<Result<RunOutcome, KeepError>>,
+) {
     let (tx, rx) = mpsc::channel();
     spec.on_listening = Some(Box::new(move |ls: &[moat_wasi::BoundListener]| {
         let _ = tx.send(ls.first().map(|l| l.addr));
@@ -106,8 +109,15 @@ fn missing_import_is_named() {
 
 #[test]
 fn invalid_and_truncated_modules_are_rejected() {
-    for bytes in [b"not wasm at all".to_vec(), b"\0asm\x01\0\0\0\x01\x05".to_vec(), vec![]] {
-        assert!(matches!(run(bytes, spec(stdio())), Err(KeepError::InvalidModule(_))));
+    for bytes in [
+        b"not wasm at all".to_vec(),
+        b"\0asm\x01\0\0\0\x01\x05".to_vec(),
+        vec![],
+    ] {
+        assert!(matches!(
+            run(bytes, spec(stdio())),
+            Err(KeepError::InvalidModule(_))
+        ));
     }
 }
 
@@ -128,7 +138,12 @@ fn blocked_workload_hits_the_wall_clock_limit() {
     let wasm = module(
         r#"(func (export "_start") (drop (call $accept (i32.const 3) (i32.const 0) (i32.const 0))))"#,
     );
-    let mut s = spec(vec![FdSpec::Stdin, FdSpec::Stdout, FdSpec::Stderr, listen(None)]);
+    let mut s = spec(vec![
+        FdSpec::Stdin,
+        FdSpec::Stdout,
+        FdSpec::Stderr,
+        listen(None),
+    ]);
     s.limits.max_wall_time = Some(Duration::from_millis(300));
     assert!(matches!(
         run(wasm, s),
@@ -138,9 +153,8 @@ fn blocked_workload_hits_the_wall_clock_limit() {
 
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
-    let wasm = module(
-        r#"(func (export "_start") (loop $l (drop (memory.grow (i32.const 16))) (br $l)))"#,
-    );
+    let wasm =
+        module(r#"(func (export "_start") (loop $l (drop (memory.grow (i32.const 16))) (br $l)))"#);
     let mut s = spec(stdio());
     s.limits.max_memory = 8 << 20;
     match run(wasm, s) {
@@ -187,7 +201,10 @@ fn blocking_echo_over_tcp_with_half_close() {
     assert_eq!(handle.join().unwrap().unwrap().exit_code, 0);
 }
 
-fn self_signed() -> (Arc<rustls::ServerConfig>, rustls::pki_types::CertificateDer<'static>) {
+fn self_signed() -> (
+    Arc<rustls::ServerConfig>,
+    rustls::pki_types::CertificateDer<'static>,
+) {
     let identity = moat_tls::Identity::self_signed(&["localhost"]).unwrap();
     let config = moat_tls::server_config(&identity, &moat_tls::ServerOptions::default()).unwrap();
     (config, identity.leaf().clone())
@@ -208,8 +225,9 @@ fn blocking_echo_over_tls_with_close_notify() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut conn = rustls::ClientConnection::new(Arc::new(client_config), "localhost".try_into().unwrap())
-        .unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(client_config), "localhost".try_into().unwrap())
+            .unwrap();
     let mut tcp = TcpStream::connect(addr.unwrap()).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
     tls.write_all(b"secret words").unwrap();
@@ -231,7 +249,11 @@ fn nonblocking_accept_says_eagain() {
     );
     let mut fds = stdio();
     fds.push(listen(None));
-    assert_eq!(run(wasm, spec(fds)).unwrap().exit_code, 6, "EAGAIN is errno 6");
+    assert_eq!(
+        run(wasm, spec(fds)).unwrap().exit_code,
+        6,
+        "EAGAIN is errno 6"
+    );
 }
 
 #[test]
@@ -321,5 +343,9 @@ fn poll_with_a_relative_clock_times_out() {
             (if (i64.ne (i64.load (i32.const 300)) (i64.const 42)) (then (call $exit (i32.const 2))))
             (call $exit (i32.load8_u (i32.const 310))))"#,
     );
-    assert_eq!(run(wasm, spec(stdio())).unwrap().exit_code, 0, "event type CLOCK is 0");
+    assert_eq!(
+        run(wasm, spec(stdio())).unwrap().exit_code,
+        0,
+        "event type CLOCK is 0"
+    );
 }

@@ -83,7 +83,9 @@ pub fn iovecs(mem: &[u8], ptr: u32, count: u32) -> Result<Vec<IoVec>, Errno> {
 
 /// Total length of a checked iovec list, saturating (guest memory is at most 4 GiB anyway).
 pub fn total_len(iovs: &[IoVec]) -> usize {
-    iovs.iter().map(|v| v.len as usize).fold(0, usize::saturating_add)
+    iovs.iter()
+        .map(|v| v.len as usize)
+        .fold(0, usize::saturating_add)
 }
 
 /// Copy `data` into the iovecs in order; returns the number of bytes written.

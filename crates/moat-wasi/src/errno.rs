@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn io_kinds_map_to_socket_errnos() {
-        assert_eq!(from_io_kind(io::ErrorKind::ConnectionRefused), Errno::CONNREFUSED);
+        assert_eq!(
+            from_io_kind(io::ErrorKind::ConnectionRefused),
+            Errno::CONNREFUSED
+        );
         assert_eq!(from_io_kind(io::ErrorKind::InvalidData), Errno::CONNABORTED);
         assert_eq!(from_io_kind(io::ErrorKind::Other), Errno::IO);
     }

@@ -20,11 +20,11 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1 as raw;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 use wiggle::GuestMemory;
 
+use crate::MoatWasi;
 use crate::abi::{self, IoVec, fdflags, filetype, rights};
 use crate::errno::{Errno, from_io_kind};
 use crate::pipe::{Pipe, ReadOutcome, WriteOutcome};
 use crate::table::{Entry, Kind};
-use crate::MoatWasi;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 
@@ -336,7 +336,9 @@ async fn fd_read<T: Send + 'static>(
     };
     match read_common(&mut caller, get, fd, iovs, iovs_len, nread, mode).await? {
         Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, nread, n)?),
-        Ok(Step::Delegate(inner)) => raw_call!(caller, get, fd_read(inner, iovs, iovs_len, nread).await),
+        Ok(Step::Delegate(inner)) => {
+            raw_call!(caller, get, fd_read(inner, iovs, iovs_len, nread).await)
+        }
         Ok(Step::Wait(_)) => Ok(Errno::AGAIN.raw()),
         Err(e) => Ok(e.raw()),
     }
@@ -443,13 +445,19 @@ async fn sock_send<T: Send + 'static>(
     }
 }
 
-fn write_result_u32<T: 'static>(caller: &mut Caller<'_, T>, ptr: i32, n: usize) -> wasmtime::Result<i32> {
+fn write_result_u32<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    ptr: i32,
+    n: usize,
+) -> wasmtime::Result<i32> {
     let mem = memory(caller)?;
     let value = u32::try_from(n).unwrap_or(u32::MAX);
-    Ok(match abi::write_u32(mem.data_mut(caller), ptr as u32, value) {
-        Ok(()) => Errno::SUCCESS.raw(),
-        Err(e) => e.raw(),
-    })
+    Ok(
+        match abi::write_u32(mem.data_mut(caller), ptr as u32, value) {
+            Ok(()) => Errno::SUCCESS.raw(),
+            Err(e) => e.raw(),
+        },
+    )
 }
 
 // --- sockets ------------------------------------------------------------------------------
@@ -535,7 +543,11 @@ async fn sock_shutdown<T: Send + 'static>(
 
 // --- descriptors --------------------------------------------------------------------------
 
-async fn fd_close<T: Send + 'static>(mut caller: Caller<'_, T>, get: impl GetWasi<T>, fd: i32) -> wasmtime::Result<i32> {
+async fn fd_close<T: Send + 'static>(
+    mut caller: Caller<'_, T>,
+    get: impl GetWasi<T>,
+    fd: i32,
+) -> wasmtime::Result<i32> {
     let inner = {
         let mem = memory(&mut caller)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
@@ -603,13 +615,31 @@ fn own_fdstat(entry: &Entry) -> (u8, u16, u64) {
         Kind::Listener(_) => (
             filetype::SOCKET_STREAM,
             flags,
-            rights::SOCK_ACCEPT | rights::POLL_FD_READWRITE | rights::FD_FDSTAT_SET_FLAGS
+            rights::SOCK_ACCEPT
+                | rights::POLL_FD_READWRITE
+                | rights::FD_FDSTAT_SET_FLAGS
                 | rights::FD_FILESTAT_GET,
         ),
-        Kind::Stream(_) => (filetype::SOCKET_STREAM, flags, stream | rights::SOCK_SHUTDOWN),
-        Kind::Stdin => (stdio_filetype(std::io::stdin()), flags, stream & !rights::FD_WRITE),
-        Kind::Stdout => (stdio_filetype(std::io::stdout()), flags, stream & !rights::FD_READ),
-        Kind::Stderr => (stdio_filetype(std::io::stderr()), flags, stream & !rights::FD_READ),
+        Kind::Stream(_) => (
+            filetype::SOCKET_STREAM,
+            flags,
+            stream | rights::SOCK_SHUTDOWN,
+        ),
+        Kind::Stdin => (
+            stdio_filetype(std::io::stdin()),
+            flags,
+            stream & !rights::FD_WRITE,
+        ),
+        Kind::Stdout => (
+            stdio_filetype(std::io::stdout()),
+            flags,
+            stream & !rights::FD_READ,
+        ),
+        Kind::Stderr => (
+            stdio_filetype(std::io::stderr()),
+            flags,
+            stream & !rights::FD_READ,
+        ),
         Kind::Null => (filetype::CHARACTER_DEVICE, flags, stream),
         Kind::Delegated(_) => (filetype::UNKNOWN, 0, 0),
     }
@@ -645,7 +675,10 @@ async fn fd_fdstat_get<T: Send + 'static>(
             stat[0] = ft;
             stat[2..4].copy_from_slice(&flags.to_le_bytes());
             stat[8..16].copy_from_slice(&rights.to_le_bytes());
-            return Ok(abi::write_bytes(bytes, out as u32, &stat).err().unwrap_or(Errno::SUCCESS).raw());
+            return Ok(abi::write_bytes(bytes, out as u32, &stat)
+                .err()
+                .unwrap_or(Errno::SUCCESS)
+                .raw());
         }
     };
     raw_call!(caller, get, fd_fdstat_get(inner, out).await)
@@ -709,7 +742,10 @@ async fn fd_filestat_get<T: Send + 'static>(
             let mut stat = [0u8; 64];
             stat[16] = own_fdstat(&entry).0;
             stat[24..32].copy_from_slice(&1u64.to_le_bytes());
-            return Ok(abi::write_bytes(bytes, out as u32, &stat).err().unwrap_or(Errno::SUCCESS).raw());
+            return Ok(abi::write_bytes(bytes, out as u32, &stat)
+                .err()
+                .unwrap_or(Errno::SUCCESS)
+                .raw());
         }
     };
     raw_call!(caller, get, fd_filestat_get(inner, out).await)
@@ -730,7 +766,10 @@ async fn fd_prestat_get<T: Send + 'static>(
                 // Not a directory, but not the end of the table either: wasi-libc skips a
                 // prestat whose tag is not DIR and keeps scanning (it stops only at EBADF).
                 let prestat = [abi::preopentype::NOT_A_DIR, 0, 0, 0, 0, 0, 0, 0];
-                return Ok(abi::write_bytes(bytes, out as u32, &prestat).err().unwrap_or(Errno::SUCCESS).raw());
+                return Ok(abi::write_bytes(bytes, out as u32, &prestat)
+                    .err()
+                    .unwrap_or(Errno::SUCCESS)
+                    .raw());
             }
             Err(e) => return Ok(e.raw()),
         }
@@ -778,9 +817,22 @@ async fn path_open<T: Send + 'static>(
             Err(e) => return Ok(e.raw()),
         }
     };
-    let errno = raw_call!(caller, get, path_open(
-        inner_dir, dirflags, path, path_len, oflags, rights_base, rights_inheriting, fdflags, out
-    ).await)?;
+    let errno = raw_call!(
+        caller,
+        get,
+        path_open(
+            inner_dir,
+            dirflags,
+            path,
+            path_len,
+            oflags,
+            rights_base,
+            rights_inheriting,
+            fdflags,
+            out
+        )
+        .await
+    )?;
     if errno != Errno::SUCCESS.raw() {
         return Ok(errno);
     }
@@ -793,7 +845,10 @@ async fn path_open<T: Send + 'static>(
         Err(e) => return Ok(e.raw()),
     };
     match wasi.table.push(Kind::Delegated(inner), false) {
-        Ok(fd) => Ok(abi::write_u32(bytes, out as u32, fd).err().unwrap_or(Errno::SUCCESS).raw()),
+        Ok(fd) => Ok(abi::write_u32(bytes, out as u32, fd)
+            .err()
+            .unwrap_or(Errno::SUCCESS)
+            .raw()),
         Err(e) => {
             drop(raw_call!(caller, get, fd_close(inner as i32).await));
             Ok(e.raw())
@@ -860,7 +915,14 @@ async fn poll_oneoff<T: Send + 'static>(
     let parsed = {
         let mem = memory(&mut caller)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
-        crate::poll::parse(get(data), bytes, subs as u32, events as u32, nsubs as u32, nevents as u32)
+        crate::poll::parse(
+            get(data),
+            bytes,
+            subs as u32,
+            events as u32,
+            nsubs as u32,
+            nevents as u32,
+        )
     };
     let subscriptions = match parsed {
         Ok(s) => s,

@@ -55,7 +55,10 @@ pub enum FdSpec {
         limits: ListenLimits,
     },
     /// An outgoing connection, made in the background when the Keep starts.
-    Connect { name: String, target: ConnectTarget },
+    Connect {
+        name: String,
+        target: ConnectTarget,
+    },
 }
 
 /// A host directory the guest sees pre-opened under `guest`.
@@ -177,11 +180,17 @@ impl MoatWasi {
                     };
                     let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
                     std_listener.set_nonblocking(true).map_err(bind_err)?;
-                    let socket = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+                    let socket =
+                        tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
                     let is_tls = tls.is_some();
-                    let listener =
-                        net::Listener::start(name.clone(), socket, tls, limits, guest_notify.clone())
-                            .map_err(bind_err)?;
+                    let listener = net::Listener::start(
+                        name.clone(),
+                        socket,
+                        tls,
+                        limits,
+                        guest_notify.clone(),
+                    )
+                    .map_err(bind_err)?;
                     listeners.push(BoundListener {
                         fd: fd_num,
                         name,

@@ -261,22 +261,20 @@ async fn accept_loop(
         tokio::spawn(async move {
             let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
             match acceptor {
-                Some(acceptor) => {
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            drop(hs_permit);
-                            tokio::spawn(pump(stream, conn.clone()));
-                        }
-                        Ok(Err(e)) => {
-                            tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(listener = %name, %peer, "TLS handshake timed out");
-                            return;
-                        }
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        drop(hs_permit);
+                        tokio::spawn(pump(stream, conn.clone()));
                     }
-                }
+                    Ok(Err(e)) => {
+                        tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(listener = %name, %peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
                 None => {
                     drop(hs_permit);
                     tokio::spawn(pump(tcp, conn.clone()));
@@ -342,7 +340,9 @@ async fn connect_and_pump(target: &ConnectTarget, conn: Arc<Connection>) -> io::
             let connector = tokio_rustls::TlsConnector::from(config.clone());
             let stream = tokio::time::timeout(target.timeout, connector.connect(name, tcp))
                 .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
             pump(stream, conn).await
         }
     }

@@ -56,8 +56,18 @@ pub fn parse(
     if nsubs == 0 {
         return Err(Errno::INVAL);
     }
-    abi::range(mem, subs, nsubs.checked_mul(abi::SUBSCRIPTION_SIZE).ok_or(Errno::OVERFLOW)?)?;
-    abi::range(mem, events, nsubs.checked_mul(abi::EVENT_SIZE).ok_or(Errno::OVERFLOW)?)?;
+    abi::range(
+        mem,
+        subs,
+        nsubs
+            .checked_mul(abi::SUBSCRIPTION_SIZE)
+            .ok_or(Errno::OVERFLOW)?,
+    )?;
+    abi::range(
+        mem,
+        events,
+        nsubs.checked_mul(abi::EVENT_SIZE).ok_or(Errno::OVERFLOW)?,
+    )?;
     abi::range(mem, nevents, 4)?;
     let now = Instant::now();
     let mut out = Vec::with_capacity(nsubs as usize);
@@ -126,13 +136,23 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                     Ok(Kind::Stream(conn)) => {
                         let r = conn.inbound.readiness();
                         if r.readable {
-                            ready.push(event(kind, Errno::SUCCESS, r.readable_bytes as u64, r.hangup));
+                            ready.push(event(
+                                kind,
+                                Errno::SUCCESS,
+                                r.readable_bytes as u64,
+                                r.hangup,
+                            ));
                         }
                     }
                     Ok(Kind::Stdin) => {
                         let r = wasi.stdin_pipe().readiness();
                         if r.readable {
-                            ready.push(event(kind, Errno::SUCCESS, r.readable_bytes as u64, r.hangup));
+                            ready.push(event(
+                                kind,
+                                Errno::SUCCESS,
+                                r.readable_bytes as u64,
+                                r.hangup,
+                            ));
                         }
                     }
                     Ok(Kind::Listener(l)) => {
@@ -143,7 +163,9 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                     Ok(Kind::Null | Kind::Delegated(_)) => {
                         ready.push(event(kind, Errno::SUCCESS, 0, false))
                     }
-                    Ok(Kind::Stdout | Kind::Stderr) => ready.push(event(kind, Errno::BADF, 0, false)),
+                    Ok(Kind::Stdout | Kind::Stderr) => {
+                        ready.push(event(kind, Errno::BADF, 0, false))
+                    }
                 }
             }
             What::Write(fd) => {
@@ -154,7 +176,12 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                         let r = conn.outbound.readiness();
                         if r.writable {
                             let hangup = r.writable_bytes == 0;
-                            ready.push(event(kind, Errno::SUCCESS, r.writable_bytes as u64, hangup));
+                            ready.push(event(
+                                kind,
+                                Errno::SUCCESS,
+                                r.writable_bytes as u64,
+                                hangup,
+                            ));
                         }
                     }
                     // A listener never becomes writable.
@@ -182,7 +209,11 @@ pub fn write_events(mem: &mut [u8], at: u32, nevents: u32, events: &[Event]) -> 
         raw[10] = e.kind;
         if e.kind != eventtype::CLOCK {
             raw[16..24].copy_from_slice(&e.nbytes.to_le_bytes());
-            let flags = if e.hangup { abi::EVENTRWFLAGS_HANGUP } else { 0 };
+            let flags = if e.hangup {
+                abi::EVENTRWFLAGS_HANGUP
+            } else {
+                0
+            };
             raw[24..26].copy_from_slice(&flags.to_le_bytes());
         }
         abi::write_bytes(mem, at + (i as u32) * abi::EVENT_SIZE, &raw)?;

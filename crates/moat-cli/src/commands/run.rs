@@ -178,25 +178,30 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         wasi,
         limits: moat_keep::workload::limits(&config),
         cache,
-        on_listening: Some(Box::new(move |listeners: &[moat_keep::wasi::BoundListener]| {
-            for (l, requested) in listeners.iter().zip(requested_ports) {
-                let scheme = if l.tls { "tls" } else { "tcp" };
-                tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
-                // Port 0 means the OS chose: say which, or nobody can connect.
-                if requested == 0 {
-                    eprintln!("moat: `{}` (fd {}) listening on {scheme}://{}", l.name, l.fd, l.addr);
+        on_listening: Some(Box::new(
+            move |listeners: &[moat_keep::wasi::BoundListener]| {
+                for (l, requested) in listeners.iter().zip(requested_ports) {
+                    let scheme = if l.tls { "tls" } else { "tcp" };
+                    tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
+                    // Port 0 means the OS chose: say which, or nobody can connect.
+                    if requested == 0 {
+                        eprintln!(
+                            "moat: `{}` (fd {}) listening on {scheme}://{}",
+                            l.name, l.fd, l.addr
+                        );
+                    }
                 }
-            }
-        })),
+            },
+        )),
     };
 
     match moat_keep::run_blocking(&module, spec) {
         Ok(outcome) => Ok(ExitCode::from(exit_status(outcome.exit_code))),
         Err(err) => {
             let code = match &err {
-                KeepError::InvalidModule(_) | KeepError::MissingImport { .. } | KeepError::NoStart => {
-                    exit::MODULE_INVALID
-                }
+                KeepError::InvalidModule(_)
+                | KeepError::MissingImport { .. }
+                | KeepError::NoStart => exit::MODULE_INVALID,
                 KeepError::Trap { .. } => exit::TRAP,
                 KeepError::Limit(_) => exit::LIMIT_EXCEEDED,
                 KeepError::Engine(_)

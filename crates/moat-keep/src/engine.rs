@@ -76,7 +76,9 @@ impl KeepEngine {
                     config.cache(Some(c));
                 }
                 // A broken cache directory costs start-up time, never the run.
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "compile cache disabled"),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "compile cache disabled")
+                }
             }
         }
         let engine = Engine::new(&config).map_err(|e| KeepError::Engine(format!("{e:#}")))?;
@@ -108,8 +110,8 @@ impl KeepEngine {
     /// Compile (or load from the cache) a module.
     pub fn compile(&self, bytes: &[u8]) -> Result<Module, KeepError> {
         let started = std::time::Instant::now();
-        let module =
-            Module::new(&self.engine, bytes).map_err(|e| KeepError::InvalidModule(format!("{e:#}")))?;
+        let module = Module::new(&self.engine, bytes)
+            .map_err(|e| KeepError::InvalidModule(format!("{e:#}")))?;
         tracing::debug!(
             digest = %module_digest(bytes),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -62,4 +62,3 @@ pub enum KeepError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
-//! moat-keep: see the crate description.

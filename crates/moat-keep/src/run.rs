@@ -6,9 +6,9 @@ use std::time::Duration;
 use moat_wasi::{BoundListener, MoatWasi, WasiSpec};
 use wasmtime::{Linker, Store, UpdateDeadline};
 
+use crate::KeepError;
 use crate::engine::{CacheSetting, KeepEngine};
 use crate::limits::{EPOCH_TICK, LimitExceeded, Limiter, Limits};
-use crate::KeepError;
 
 /// How long the host keeps sending what the workload wrote before exiting.
 const EXIT_FLUSH: Duration = Duration::from_secs(2);
@@ -94,7 +94,8 @@ pub async fn run(module_bytes: &[u8], spec: RunSpec) -> Result<RunOutcome, KeepE
     // Every epoch tick spent inside wasm counts against the CPU budget; at each tick the
     // workload also yields to the executor so host tasks keep running.
     let cpu_limit = spec.limits.max_cpu_time;
-    let cpu_ticks_allowed = cpu_limit.map(|d| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
+    let cpu_ticks_allowed =
+        cpu_limit.map(|d| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64);
     let mut ticks_used = 0u64;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

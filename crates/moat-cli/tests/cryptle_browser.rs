@@ -237,7 +237,6 @@ fn row_colors(board: &str, row: usize) -> String {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn three_players_in_chromium_over_https() {
     let wasm = cryptle_wasm();
     let (seed, secret, _) = seed_with_unique_secret(&[]);

@@ -28,7 +28,6 @@ fn colors(v: &Value) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_game_through_the_keep_never_sends_an_unguessed_secret() {
     let wasm = cryptle_wasm();
     let (seed, secret, _) = seed_with_unique_secret(&[]);
@@ -183,7 +182,6 @@ fn a_game_through_the_keep_never_sends_an_unguessed_secret() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn hostile_clients_do_not_stop_a_player_in_the_keep() {
     let wasm = cryptle_wasm();
     let keep = Keep::start(

@@ -42,7 +42,6 @@ fn found(report: &Value, word: &str) -> bool {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn scan_finds_the_live_secret_in_a_nil_keep() {
     let wasm = cryptle_wasm();
     let module = std::fs::read(&wasm).unwrap();

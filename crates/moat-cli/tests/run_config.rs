@@ -14,7 +14,6 @@ const MOAT_ERROR: i32 = 125;
 const MODULE_INVALID: i32 = 126;
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn args_env_stdin_stdout_and_a_preopened_directory() {
     let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("data");
@@ -63,7 +62,6 @@ fn args_env_stdin_stdout_and_a_preopened_directory() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_read_only_directory_cannot_be_written() {
     let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("ro");
@@ -79,7 +77,6 @@ fn a_read_only_directory_cannot_be_written() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn directories_and_environment_from_flags() {
     let keep = Moat::run(moat(), guests::module("stdio-dir"));
     let data = keep.workdir().join("flagdir");
@@ -96,7 +93,6 @@ fn directories_and_environment_from_flags() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn the_workloads_exit_status_becomes_moats() {
     Moat::run(moat(), guests::module("hello"))
         .output()
@@ -109,7 +105,6 @@ fn the_workloads_exit_status_becomes_moats() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn no_config_means_stdio_only() {
     let done = Moat::run(moat(), guests::module("fdinfo")).output();
     done.assert_code(0);
@@ -135,7 +130,6 @@ fn run_bytes(name: &str, module_bytes: &[u8]) -> moat_testkit::process::Finished
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn invalid_wasm_is_refused() {
     let done = run_bytes("garbage.wasm", b"this is not a wasm module at all");
     done.assert_code(MODULE_INVALID);
@@ -143,7 +137,6 @@ fn invalid_wasm_is_refused() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn truncated_wasm_is_refused() {
     let whole = std::fs::read(guests::module("hello")).unwrap();
     let done = run_bytes("truncated.wasm", &whole[..whole.len() / 2]);
@@ -152,7 +145,6 @@ fn truncated_wasm_is_refused() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn mutated_wasm_is_refused_without_a_panic() {
     let mut bytes = std::fs::read(guests::module("hello")).unwrap();
     // Corrupt bytes in the code section's neighbourhood (past the header).
@@ -193,7 +185,6 @@ fn module_importing_missing_function() -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_module_importing_what_moat_lacks_is_refused_by_name() {
     let done = run_bytes("needs-sock-open.wasm", &module_importing_missing_function());
     done.assert_code(MODULE_INVALID);
@@ -201,7 +192,6 @@ fn a_module_importing_what_moat_lacks_is_refused_by_name() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_missing_module_file_is_a_clear_error() {
     let done = Moat::run(moat(), "/nonexistent/dir/missing.wasm").output();
     done.assert_code(MOAT_ERROR);
@@ -223,7 +213,6 @@ fn refused_config(config: &str, mentions: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn unknown_keys_are_errors_with_line_and_column() {
     refused_config(
         &(configs::stdio() + "[[files]]\nkind = \"null\"\ncolour = \"blue\"\n"),
@@ -233,7 +222,6 @@ fn unknown_keys_are_errors_with_line_and_column() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn bad_ports_are_errors() {
     refused_config(
         &(configs::stdio()
@@ -248,7 +236,6 @@ fn bad_ports_are_errors() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn name_clashes_are_errors() {
     let port_a = net::free_port();
     let port_b = net::free_port();
@@ -261,7 +248,6 @@ fn name_clashes_are_errors() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn names_with_colons_are_errors() {
     refused_config(
         &(configs::stdio() + "[[files]]\nkind = \"null\"\nname = \"a:b\"\n"),
@@ -270,7 +256,6 @@ fn names_with_colons_are_errors() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn missing_files_named_by_the_config_are_errors() {
     refused_config(
         &(configs::stdio()
@@ -291,13 +276,11 @@ fn missing_files_named_by_the_config_are_errors() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn malformed_toml_is_an_error() {
     refused_config("[[files]\nkind = ", &["Moat.toml"]);
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_missing_config_file_is_an_error() {
     let done = Moat::run(moat(), guests::module("hello"))
         .args(["--config", "/nonexistent/Moat.toml"])
@@ -307,7 +290,6 @@ fn a_missing_config_file_is_an_error() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_port_already_in_use_is_an_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();

@@ -24,7 +24,6 @@ fn fdinfo(enarx_toml: &str) -> moat_testkit::process::Finished {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn entry_i_is_fd_i_and_unnamed_entries_are_named_after_their_kind_or_host() {
     let server = EchoServer::tcp();
     let listen_port = net::free_port();
@@ -81,7 +80,6 @@ kind = "null"
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn stdio_sits_wherever_the_config_lists_it() {
     // Entry 0 is `null` and stdin moves to fd 3: Enarx never reordered entries.
     let config = r#"
@@ -108,7 +106,6 @@ kind = "stdin"
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn enarx_configs_with_unknown_keys_or_bad_names_are_refused() {
     for (config, mentions) in [
         (
@@ -164,7 +161,6 @@ prot = "tcp"
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn enarx_example_config_serves_echo_guests_on_fd_3() {
     for guest in ["echo-tokio", "echo-mio"] {
         let port = net::free_port();
@@ -179,7 +175,6 @@ fn enarx_example_config_serves_echo_guests_on_fd_3() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn listen_address_defaults_to_all_interfaces() {
     let port = net::free_port();
     let config = format!(

@@ -16,7 +16,6 @@ const LIMIT_EXCEEDED: i32 = 124;
 const TRAP: i32 = 134;
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn infinite_loop_is_stopped_by_the_wall_clock_budget() {
     let config = configs::limits(&["wall_time = \"2s\""]);
     let done = Moat::run(moat(), guests::module("spin"))
@@ -28,7 +27,6 @@ fn infinite_loop_is_stopped_by_the_wall_clock_budget() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn infinite_loop_is_stopped_by_the_cpu_budget() {
     let config = configs::limits(&["cpu_time = \"1s\""]);
     let done = Moat::run(moat(), guests::module("spin"))
@@ -39,7 +37,6 @@ fn infinite_loop_is_stopped_by_the_cpu_budget() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn memory_bomb_is_stopped_by_the_memory_limit() {
     let config = configs::limits(&["max_memory = \"64MiB\""]);
     let done = Moat::run(moat(), guests::module("membomb"))
@@ -66,7 +63,6 @@ fn memory_bomb_is_stopped_by_the_memory_limit() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn connection_hoarder_is_held_to_the_per_listener_limit() {
     let port = net::free_port();
     let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"10s\""])
@@ -93,7 +89,6 @@ fn connection_hoarder_is_held_to_the_per_listener_limit() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn trap_is_reported_readably_with_its_own_exit_code() {
     let done = Moat::run(moat(), guests::module("trap")).output();
     done.assert_code(TRAP);
@@ -106,7 +101,6 @@ fn trap_is_reported_readably_with_its_own_exit_code() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_limit_can_be_set_on_the_command_line() {
     let done = Moat::run(moat(), guests::module("spin"))
         .args(["--wall-time", "1s"])

@@ -13,7 +13,6 @@ use moat_testkit::servers::EchoServer;
 use moat_testkit::{configs, guests, net};
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn blocking_std_echo_serves_connections_one_after_another() {
     let (_keep, port) = serve("echo-std", "tcp");
     for i in 0..3u8 {
@@ -27,7 +26,6 @@ fn blocking_std_echo_serves_connections_one_after_another() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn blocking_std_echo_exit_status_becomes_moats() {
     let port = net::free_port();
     let config = configs::stdio() + &configs::listen("sock", "tcp", port);
@@ -49,7 +47,6 @@ fn blocking_std_echo_exit_status_becomes_moats() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn tokio_echo_serves_concurrent_clients() {
     let (_keep, port) = serve("echo-tokio", "tcp");
     let clients: Vec<_> = (0..20u8)
@@ -66,7 +63,6 @@ fn tokio_echo_serves_concurrent_clients() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn mio_echo_serves_concurrent_clients_and_large_payloads() {
     let (_keep, port) = serve("echo-mio", "tcp");
     let clients: Vec<_> = (0..8u8)
@@ -84,7 +80,6 @@ fn mio_echo_serves_concurrent_clients_and_large_payloads() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn chat_server_relays_lines_to_every_client() {
     let (_keep, port) = serve("chat", "tcp");
     let mut clients: Vec<(TcpStream, BufReader<TcpStream>, String)> = (0..4)
@@ -126,7 +121,6 @@ fn chat_server_relays_lines_to_every_client() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn client_guest_talks_through_a_connect_socket() {
     let server = EchoServer::tcp();
     let config = configs::stdio()
@@ -144,7 +138,6 @@ fn client_guest_talks_through_a_connect_socket() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn connect_accepts_dns_names() {
     let server = EchoServer::tcp();
     let config = configs::stdio()
@@ -158,7 +151,6 @@ fn connect_accepts_dns_names() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn connect_to_a_closed_port_fails_the_guests_socket_not_moat() {
     // Nothing listens there: the guest sees an error on its socket and decides what to do.
     let port = net::free_port();
@@ -172,7 +164,6 @@ fn connect_to_a_closed_port_fails_the_guests_socket_not_moat() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn non_blocking_calls_and_poll_mix_socket_clock_and_stdin() {
     let port = net::free_port();
     let config = configs::stdio() + &configs::listen("sock", "tcp", port);
@@ -210,7 +201,6 @@ fn non_blocking_calls_and_poll_mix_socket_clock_and_stdin() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn fd_table_puts_entry_i_at_fd_i_and_dirs_after_sockets() {
     let server = EchoServer::tcp();
     let listen_port = net::free_port();
@@ -247,7 +237,6 @@ fn fd_table_puts_entry_i_at_fd_i_and_dirs_after_sockets() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn a_listener_can_come_from_the_command_line() {
     let port = net::free_port();
     let mut keep = Moat::run(moat(), guests::module("echo-tokio"))

@@ -40,7 +40,6 @@ async fn tls_roundtrip(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 async fn every_echo_guest_works_over_tls_with_half_close_and_close_notify() {
     for guest in ["echo-std", "echo-tokio", "echo-mio"] {
         let (_keep, port) = tokio::task::block_in_place(|| serve(guest, "tls"));
@@ -58,7 +57,6 @@ async fn every_echo_guest_works_over_tls_with_half_close_and_close_notify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 async fn two_hundred_concurrent_tls_clients_meet_one_keep_identity() {
     let (_keep, port) = tokio::task::block_in_place(|| serve("echo-tokio", "tls"));
     let (config, captured) = tls::capturing_client(None);
@@ -92,7 +90,6 @@ async fn two_hundred_concurrent_tls_clients_meet_one_keep_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 async fn a_client_stalled_mid_handshake_does_not_block_a_sequential_guest() {
     // echo-std accepts one connection at a time: if a handshake ran inside its `accept`, the
     // stalled client would block everyone until the handshake timed out.
@@ -111,7 +108,6 @@ async fn a_client_stalled_mid_handshake_does_not_block_a_sequential_guest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 async fn mtls_listener_accepts_its_cas_clients_and_rejects_others() {
     let ca = TestCa::new("Moat test client CA");
     let stranger_ca = TestCa::new("Some other CA");
@@ -152,7 +148,6 @@ async fn mtls_listener_accepts_its_cas_clients_and_rejects_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 async fn chat_over_tls_with_several_clients() {
     let (_keep, port) = tokio::task::block_in_place(|| serve("chat", "tls"));
     let (config, _) = tls::capturing_client(None);
@@ -184,7 +179,6 @@ async fn chat_over_tls_with_several_clients() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn openssl_s_client_talks_to_a_tls_listener() {
     let (_keep, port) = serve("echo-tokio", "tls");
     let mut child = std::process::Command::new("openssl")
@@ -207,7 +201,6 @@ fn openssl_s_client_talks_to_a_tls_listener() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn client_guest_verifies_a_tls_server_with_sni_and_a_ca_file() {
     let ca = TestCa::new("Moat test server CA");
     let server = EchoServer::tls(tls::server_config(
@@ -236,7 +229,6 @@ fn client_guest_verifies_a_tls_server_with_sni_and_a_ca_file() {
 }
 
 #[test]
-#[ignore = "needs `moat run` on main: the CLI wiring of the runtime did not land this session (issue 2 open)"]
 fn client_guest_refuses_a_tls_server_it_does_not_trust() {
     let trusted = TestCa::new("Trusted CA");
     let other = TestCa::new("Untrusted CA");

@@ -262,12 +262,51 @@ async fn attest(steward: &StewardSettings, workload: &str) -> anyhow::Result<moa
         .with_context(|| format!("attesting to {} for {workload}", steward.url))
 }
 
+/// The run, with the attested identity on every TLS socket. The workload's exit code becomes
+/// moat's; the Keep's own failures map as in `moat run`.
 fn run_workload(
-    _runtime: tokio::runtime::Runtime,
-    _workload: &Workload,
-    _config: moat_config::Config,
-    _identity: moat_tls::Identity,
-    _args: &DeployArgs,
+    runtime: tokio::runtime::Runtime,
+    workload: &Workload,
+    config: moat_config::Config,
+    identity: moat_tls::Identity,
+    args: &DeployArgs,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the Keep's run step is not in this build yet")
+    // The attest/pull runtime is done; the Keep runs the workload on its own runtime.
+    drop(runtime);
+    let wasi = before_run(
+        Step::Configure,
+        moat_keep::workload::wasi_spec(&config, &identity).map_err(Into::into),
+    )?;
+    let cache = match &args.cache_dir {
+        Some(dir) => moat_keep::CacheSetting::Dir(dir.clone()),
+        None => moat_keep::CacheSetting::Default,
+    };
+    let spec = moat_keep::RunSpec {
+        wasi,
+        limits: moat_keep::workload::limits(&config),
+        cache,
+        on_listening: Some(Box::new(|listeners| {
+            for l in listeners {
+                let scheme = if l.tls { "tls" } else { "tcp" };
+                tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
+            }
+        })),
+    };
+    match moat_keep::run_blocking(&workload.module, spec) {
+        Ok(outcome) => Ok(ExitCode::from((outcome.exit_code & 0xff) as u8)),
+        Err(err) => {
+            use moat_keep::KeepError;
+            let code = match &err {
+                KeepError::InvalidModule(_)
+                | KeepError::MissingImport { .. }
+                | KeepError::NoStart => exit::MODULE_INVALID,
+                KeepError::Trap { .. } => exit::TRAP,
+                KeepError::Limit(_) => exit::LIMIT_EXCEEDED,
+                _ => exit::MOAT_ERROR,
+            };
+            Err(anyhow::Error::new(err)
+                .context(ExitWith(code))
+                .context(format!("running {}", workload.name)))
+        }
+    }
 }

@@ -1,10 +1,221 @@
-//! `moat run`.
+//! `moat run [--config FILE] MODULE.wasm [-- ARGS...]`: run a wasm32-wasip1 module in a Keep.
+//!
+//! The config (Moat.toml or Enarx.toml, else stdin/stdout/stderr only) plus the flags decide
+//! what the workload gets; the Keep's TLS identity is a fresh self-signed certificate per run.
+//! The workload's exit code becomes moat's; Moat's own failures use the codes in `exit.rs`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct RunArgs {}
+use anyhow::Context as _;
+use moat_keep::{CacheSetting, KeepError, RunSpec};
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`moat run` is not built yet")
+use crate::exit;
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Exit codes: the workload's own; 124 a limit stopped it; 125 Moat failed before it started; \
+126 invalid module or missing imports; 134 it trapped.
+
+Examples:
+  moat run --config Enarx.toml main.wasm
+  moat run --listen web=tls://127.0.0.1:8443 --dir ./data:/data:ro server.wasm
+  moat run --connect api=tcp://localhost:8080 client.wasm -- --verbose")]
+pub struct RunArgs {
+    /// Moat.toml or Enarx.toml. Without one the workload gets stdin, stdout and stderr only.
+    #[arg(long, short = 'c', env = "MOAT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The wasm32-wasip1 module to run.
+    #[arg(value_name = "MODULE.wasm")]
+    module: PathBuf,
+
+    /// Arguments for the workload (after `main.wasm` and the config's `args`).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+
+    /// Set an environment variable of the workload (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Append an argument (repeatable; before any `-- ARGS`).
+    #[arg(long = "arg", value_name = "ARG")]
+    arg: Vec<String>,
+
+    /// Pre-open a host directory (repeatable), read-only with `:ro`.
+    #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]")]
+    dir: Vec<String>,
+
+    /// Add a listening socket, or replace the config's socket of that name (repeatable).
+    #[arg(long = "listen", value_name = "NAME=tls://ADDR:PORT")]
+    listen: Vec<String>,
+
+    /// Add an outgoing connection, or replace the config's of that name (repeatable).
+    #[arg(long = "connect", value_name = "NAME=tcp://HOST:PORT")]
+    connect: Vec<String>,
+
+    /// Largest memory the workload may use, e.g. `256MiB`.
+    #[arg(long, value_name = "SIZE", env = "MOAT_MAX_MEMORY")]
+    max_memory: Option<String>,
+
+    /// Stop the workload after this much wall-clock time, e.g. `30s`.
+    #[arg(long = "wall-time", alias = "timeout", value_name = "DURATION")]
+    wall_time: Option<String>,
+
+    /// Stop the workload after this much time executing wasm, e.g. `5s`.
+    #[arg(long = "cpu-time", alias = "max-cpu-time", value_name = "DURATION")]
+    cpu_time: Option<String>,
+
+    /// Connections open at once per listener; more wait in the OS backlog.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<String>,
+
+    /// Time a TLS client gets to finish its handshake, e.g. `10s`.
+    #[arg(long, value_name = "DURATION")]
+    handshake_timeout: Option<String>,
+
+    /// Directory of the compile cache (default `$XDG_CACHE_HOME/moat/wasmtime`).
+    #[arg(long, env = "MOAT_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the module without using or filling the cache.
+    #[arg(long, env = "MOAT_NO_CACHE")]
+    no_cache: bool,
+
+    /// Attest to this Steward and present its certificate (overrides the config's `steward`).
+    /// Without a Steward the Keep presents a fresh self-signed certificate.
+    #[arg(long, env = "MOAT_STEWARD", value_name = "URL")]
+    steward: Option<String>,
+
+    /// PEM file with the Steward's CA certificate (required with a Steward).
+    #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
+    steward_ca: Option<PathBuf>,
+
+    /// Evidence source: nil, snp or tdx (default: the best this machine has; never nil by
+    /// accident).
+    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
+    platform: Option<moat_attest::Platform>,
+
+    /// configfs-tsm base directory (tests point it at a fake provider).
+    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", hide = true)]
+    tsm_path: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        // Moat's own failures: the message, then the exit code that says which kind it was.
+        Err(Failure(code, err)) => {
+            eprintln!("error: {err:#}");
+            Ok(ExitCode::from(code))
+        }
+    }
+}
+
+/// An error with the exit code it should produce.
+struct Failure(u8, anyhow::Error);
+
+fn moat_error(err: impl Into<anyhow::Error>) -> Failure {
+    Failure(exit::MOAT_ERROR, err.into())
+}
+
+fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
+    let mut config = match &args.config {
+        Some(path) => moat_config::Config::load(path).map_err(moat_error)?,
+        None => moat_config::Config::default(),
+    };
+    let overrides = moat_config::Overrides {
+        env: args.env,
+        args: args.arg.into_iter().chain(args.args).collect(),
+        dirs: args.dir,
+        listen: args.listen,
+        connect: args.connect,
+        max_memory: args.max_memory,
+        wall_time: args.wall_time,
+        cpu_time: args.cpu_time,
+        max_connections_per_listener: args.max_connections,
+        handshake_timeout: args.handshake_timeout,
+    };
+    config.apply(&overrides).map_err(moat_error)?;
+
+    let module = std::fs::read(&args.module)
+        .with_context(|| format!("cannot read the module {}", args.module.display()))
+        .map_err(moat_error)?;
+
+    // The one place the Keep's identity is made: Steward-certified when a Steward is
+    // configured (attestation happens before the workload starts), else self-signed.
+    let steward = moat_keep::attested::StewardSettings::resolve(
+        config.steward.as_deref(),
+        args.steward.as_deref(),
+        args.steward_ca.as_deref(),
+        args.platform,
+        args.tsm_path.as_deref(),
+    )
+    .map_err(moat_error)?;
+    let identity = match steward {
+        Some(steward) => moat_keep::attested::attested_identity_blocking(
+            &steward,
+            &moat_keep::attested::local_workload_name(&module),
+        )
+        .map_err(moat_error)?,
+        None => moat_keep::workload::self_signed_identity(&config).map_err(moat_error)?,
+    };
+    let wasi = moat_keep::workload::wasi_spec(&config, &identity).map_err(moat_error)?;
+    let cache = match (args.no_cache, args.cache_dir) {
+        (true, _) => CacheSetting::Disabled,
+        (false, Some(dir)) => CacheSetting::Dir(dir),
+        (false, None) => CacheSetting::Default,
+    };
+    let requested_ports: Vec<u16> = wasi
+        .fds
+        .iter()
+        .filter_map(|fd| match fd {
+            moat_keep::wasi::FdSpec::Listen { addr, .. } => Some(addr.port()),
+            _ => None,
+        })
+        .collect();
+    let spec = RunSpec {
+        wasi,
+        limits: moat_keep::workload::limits(&config),
+        cache,
+        on_listening: Some(Box::new(
+            move |listeners: &[moat_keep::wasi::BoundListener]| {
+                for (l, requested) in listeners.iter().zip(requested_ports) {
+                    let scheme = if l.tls { "tls" } else { "tcp" };
+                    tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
+                    // Port 0 means the OS chose: say which, or nobody can connect.
+                    if requested == 0 {
+                        eprintln!(
+                            "moat: `{}` (fd {}) listening on {scheme}://{}",
+                            l.name, l.fd, l.addr
+                        );
+                    }
+                }
+            },
+        )),
+    };
+
+    match moat_keep::run_blocking(&module, spec) {
+        Ok(outcome) => Ok(ExitCode::from(exit_status(outcome.exit_code))),
+        Err(err) => {
+            let code = match &err {
+                KeepError::InvalidModule(_)
+                | KeepError::MissingImport { .. }
+                | KeepError::NoStart => exit::MODULE_INVALID,
+                KeepError::Trap { .. } => exit::TRAP,
+                KeepError::Limit(_) => exit::LIMIT_EXCEEDED,
+                KeepError::Engine(_)
+                | KeepError::Wasi(_)
+                | KeepError::Workload(_)
+                | KeepError::Runtime(_) => exit::MOAT_ERROR,
+            };
+            let context = format!("{}", args.module.display());
+            Err(Failure(code, anyhow::Error::new(err).context(context)))
+        }
+    }
+}
+
+/// A process exit status is one byte; WASI allows any u32, so keep the low byte as shells do.
+fn exit_status(code: i32) -> u8 {
+    (code & 0xff) as u8
 }

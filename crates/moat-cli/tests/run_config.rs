@@ -16,7 +16,9 @@ const MODULE_INVALID: i32 = 126;
 #[test]
 fn args_env_stdin_stdout_and_a_preopened_directory() {
     let keep = Moat::run(moat(), guests::module("stdio-dir"));
-    let data = keep.workdir().join("data");
+    // The Keep's workdir goes with the finished process; the directory outlives it.
+    let host_dir = tempfile::tempdir().unwrap();
+    let data = host_dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("in.txt"), "from the host\n").unwrap();
     let config =

@@ -17,7 +17,8 @@ const TRAP: i32 = 134;
 
 #[test]
 fn infinite_loop_is_stopped_by_the_wall_clock_budget() {
-    let config = configs::limits(&["wall_time = \"2s\""]);
+    // A config without `[[files]]` gives the workload no fds (Enarx's meaning): list stdio.
+    let config = configs::stdio() + &configs::limits(&["wall_time = \"2s\""]);
     let done = Moat::run(moat(), guests::module("spin"))
         .config(&config)
         .output();

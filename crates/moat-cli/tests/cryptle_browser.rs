@@ -47,17 +47,47 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Val
         body.len()
     )
     .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let (_, json) = text
-        .split_once("\r\n\r\n")
-        .expect("an HTTP answer from chromedriver");
+    // chromedriver keeps the connection open whatever the request says: read the head, then
+    // exactly Content-Length bytes of body.
+    let json = match read_http_body(&mut s) {
+        Ok(body) => body,
+        Err(e) => panic!("WebDriver {method} {path}: no answer ({e})"),
+    };
     let v: Value = serde_json::from_str(json.trim()).unwrap_or(Value::Null);
     if let Some(err) = v["value"].get("error") {
         panic!("WebDriver {method} {path}: {err} {}", v["value"]["message"]);
     }
     v["value"].clone()
+}
+
+/// The body of one HTTP/1.1 response with a Content-Length.
+fn read_http_body(s: &mut TcpStream) -> std::io::Result<String> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no Content-Length in the answer"))?;
+    while raw.len() < head_end + length {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&raw[head_end..head_end + length]).into_owned())
 }
 
 struct Driver {
@@ -228,12 +258,18 @@ impl Drop for Driver {
     }
 }
 
-/// Colours of the tiles in the row `row` (0 = first) of the board `board`.
+/// A JavaScript expression: the colours of the tiles in the row `row` (0 = first) of the board
+/// `board`, comma-separated ('' while the row is absent).
 fn row_colors(board: &str, row: usize) -> String {
     format!(
-        "const r = document.querySelectorAll('#{board} .row')[{row}]; \
-         return r ? Array.from(r.children).map(t => t.className.replace('tile ', '')).join(',') : '';"
+        "(() => {{ const r = document.querySelectorAll('#{board} .row')[{row}]; \
+         return r ? Array.from(r.children).map(t => t.className.replace('tile ', '')).join(',') : ''; }})()"
     )
+}
+
+/// A script for [`Driver::js`] that returns the value of `expression`.
+fn value_of(expression: &str) -> String {
+    format!("return {expression};")
 }
 
 #[test]
@@ -265,7 +301,7 @@ fn three_players_in_chromium_over_https() {
             row_colors("single-board", 0)
         ),
     );
-    let first = d.js(&row_colors("single-board", 0));
+    let first = d.js(&value_of(&row_colors("single-board", 0)));
     assert!(
         first
             .as_str()
@@ -282,7 +318,7 @@ fn three_players_in_chromium_over_https() {
         "return document.getElementById('single-status').textContent.includes('You found it')",
     );
     assert_eq!(
-        d.js(&row_colors("single-board", 1)),
+        d.js(&value_of(&row_colors("single-board", 1))),
         "green,green,green,green,green"
     );
     d.screenshot("1-alice-single-won");

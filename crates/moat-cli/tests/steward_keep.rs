@@ -123,3 +123,128 @@ fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
         "{refused}"
     );
 }
+
+/// A fresh SNP Steward trusting `amd`'s test root, and a fake configfs-tsm serving `amd`'s reports.
+fn snp_setup(amd: &FakeAmd, policy: &str) -> (Steward, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, format!("{}{}", amd.ark_pem(), amd.ask_pem())).unwrap();
+    let steward = Steward::start(policy, &["--test-only-amd-root", root.to_str().unwrap()]);
+    (steward, dir)
+}
+
+/// `moat run` with an echo guest on a TLS listener, attesting to `steward` through `tsm`.
+fn attested_keep(
+    steward: &Steward,
+    tsm: &std::path::Path,
+    platform: &str,
+    port: u16,
+) -> moat_testkit::process::Moat {
+    use moat_testkit::{configs, guests, process::Moat};
+    Moat::run(env!("CARGO_BIN_EXE_moat"), guests::module("echo-std"))
+        .config(&(configs::stdio() + &configs::listen("sock", "tls", port)))
+        .guest_args(["sock"])
+        .args(["--steward", &steward.url, "--steward-ca"])
+        .arg(&steward.ca_path)
+        .args(["--platform", platform, "--tsm-path"])
+        .arg(tsm)
+}
+
+#[test]
+fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
+    use std::io::{Read, Write};
+    let amd = FakeAmd::new("run-test");
+    let (steward, _dir) = snp_setup(&amd, "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n");
+    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
+    let module = moat_testkit::guests::module("echo-std");
+    let workload = local_workload_name(&std::fs::read(&module).unwrap());
+    let port = moat_testkit::net::free_port();
+    let mut keep = attested_keep(&steward, tsm.path(), "snp", port).spawn();
+    keep.wait_for_stdout("listening");
+
+    // The relying party: the chain, the platform and the workload the Steward certified.
+    let url = format!("https://127.0.0.1:{port}");
+    let check = |extra: &[&str]| {
+        moat()
+            .args(["verify", &url, "--ca"])
+            .arg(&steward.ca_path)
+            .arg("--allow-test-root")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&["--expect-platform", "snp", "--expect-workload", &workload]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("attested:     true"), "{stdout}");
+    // A mismatch is a non-zero exit, not a warning.
+    let out = check(&["--expect-workload", "moat:local:0000"]);
+    assert!(!out.status.success());
+
+    // The workload itself sees plaintext behind the attested listener.
+    let (config, captured) = moat_testkit::tls::capturing_client(None);
+    let mut tls = moat_testkit::tls::connect_blocking(
+        moat_testkit::net::local(port),
+        config,
+        "localhost",
+    )
+    .unwrap();
+    tls.write_all(b"through the attested channel").unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    let mut back = Vec::new();
+    tls.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"through the attested channel");
+    let chain = captured.chain().unwrap();
+    assert!(chain.len() >= 2, "the Keep presents leaf and Steward CA");
+    let leaf = chain[0].as_ref();
+    assert!(
+        leaf.windows(workload.len())
+            .any(|w| w == workload.as_bytes()),
+        "the leaf names the workload"
+    );
+    drop(keep);
+}
+
+#[test]
+fn a_steward_refusal_stops_the_keep_before_the_workload_starts() {
+    let amd = FakeAmd::new("run-refused");
+    // The policy certifies some other workload only.
+    let (steward, _dir) = snp_setup(
+        &amd,
+        "platforms = [\"snp\"]\nworkloads = [\"oci://127.0.0.1:1/only/this\"]\n",
+    );
+    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
+    let port = moat_testkit::net::free_port();
+    let done = attested_keep(&steward, tsm.path(), "snp", port).output();
+    done.assert_code(125);
+    done.assert_stderr_mentions(&["policy.workload"]);
+    assert!(
+        !done.stdout.contains("listening"),
+        "the workload never ran: {}",
+        done.stdout
+    );
+
+    // nil evidence to an SNP-only Steward: refused, never certified as attested.
+    let done = attested_keep(&steward, tsm.path(), "nil", port).output();
+    done.assert_code(125);
+    done.assert_stderr_mentions(&["platform_not_accepted"]);
+
+    // A Steward that is not there: the Keep stops with the reason; it does not fall back to
+    // a self-signed certificate.
+    let down = format!("https://127.0.0.1:{}", moat_testkit::net::free_port());
+    let done = moat_testkit::process::Moat::run(
+        env!("CARGO_BIN_EXE_moat"),
+        moat_testkit::guests::module("echo-std"),
+    )
+    .args(["--steward", &down, "--steward-ca"])
+    .arg(&steward.ca_path)
+    .args(["--platform", "nil"])
+    .output();
+    done.assert_code(125);
+    done.assert_stderr_mentions(&["Steward"]);
+}

@@ -1,12 +1,15 @@
 //! Cryptle in real headless Chromium (Debian's `chromium` + `chromium-driver`, installed by
 //! `.ci/run`), driven over WebDriver by a small client written here (plain HTTP + JSON: no
 //! browser-automation crate to compile). Three players in three tabs of one browser, over HTTPS
-//! to a Keep started with `moat run`. Chromium trusts exactly the Keep's key: its self-signed
-//! certificate is pinned with `--ignore-certificate-errors-spki-list` (this test only; with a
-//! Steward, the Steward's CA is what a browser trusts). Screenshots go to
-//! `target/test-artifacts/cryptle-browser/`.
+//! to a Keep started with `moat run` that attested (as `nil`, allowed by this test's policy) to a
+//! Steward running as a real process. Chromium trusts exactly the Steward CA's key
+//! (`--ignore-certificate-errors-spki-list`, which accepts a chain holding a pinned key): the
+//! Keep's own key is not pinned, so the page loads only because the Steward certified it.
+//! Screenshots go to `target/test-artifacts/cryptle-browser/`.
 
 mod cryptle_support;
+#[path = "steward_support/mod.rs"]
+mod steward_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -133,7 +136,7 @@ impl Driver {
             "--disable-renderer-backgrounding".into(),
             "--window-size=1000,1300".into(),
             format!("--user-data-dir={}", profile.path().display()),
-            // Trust exactly the Keep's key (test only), nothing else.
+            // Trust exactly the pinned key (the Steward CA's), nothing else.
             format!("--ignore-certificate-errors-spki-list={spki}"),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -276,13 +279,34 @@ fn value_of(expression: &str) -> String {
 fn three_players_in_chromium_over_https() {
     let wasm = cryptle_wasm();
     let (seed, secret, _) = seed_with_unique_secret(&[]);
-    let keep = Keep::start(
+    let steward = steward_support::Steward::start(
+        "allow_insecure_nil = true\nworkloads = [\"moat:local:*\"]\n",
+        &[],
+    );
+    let keep = Keep::start_with(
         Path::new(env!("CARGO_BIN_EXE_moat")),
         &wasm,
         &[("CRYPTLE_TEST_SEED", seed.to_string())],
+        &[
+            "--steward".as_ref(),
+            steward.url.as_ref(),
+            "--steward-ca".as_ref(),
+            steward.ca_path.as_os_str(),
+            "--platform".as_ref(),
+            "nil".as_ref(),
+        ],
+    );
+    let steward_ca = {
+        use rustls::pki_types::pem::PemObject as _;
+        rustls::pki_types::CertificateDer::from_pem_slice(&steward.ca_pem).unwrap()
+    };
+    assert_ne!(
+        spki_pin(&keep.cert),
+        spki_pin(&steward_ca),
+        "the Keep has its own key, certified by the Steward"
     );
     let url = format!("https://127.0.0.1:{}/", keep.addr.port());
-    let d = Driver::start(&spki_pin(&keep.cert));
+    let d = Driver::start(&spki_pin(&steward_ca));
 
     // Alice: a single-player round, won on the second try.
     let alice = d.current_tab();

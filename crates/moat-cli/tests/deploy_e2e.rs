@@ -85,7 +85,6 @@ impl Drop for Killed {
 }
 
 #[test]
-#[ignore = "waits for moat-keep run on main"]
 fn deploy_attests_pulls_and_serves_with_the_attested_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (steward, steward_ca) = stack::steward(dir.path(), NIL_POLICY);

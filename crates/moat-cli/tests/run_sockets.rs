@@ -187,7 +187,13 @@ fn non_blocking_calls_and_poll_mix_socket_clock_and_stdin() {
     keep.write_stdin(b"from stdin\n");
     line.clear();
     reader.read_line(&mut line).unwrap();
-    assert_eq!(line, "stdin from stdin\n");
+    assert_eq!(
+        line,
+        "stdin from stdin\n",
+        "guest stdout:\n{}\nstderr:\n{}",
+        keep.stdout(),
+        keep.stderr()
+    );
     line.clear();
     assert_eq!(
         reader.read_line(&mut line).unwrap(),

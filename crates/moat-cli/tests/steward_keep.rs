@@ -154,7 +154,10 @@ fn attested_keep(
 fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
     use std::io::{Read, Write};
     let amd = FakeAmd::new("run-test");
-    let (steward, _dir) = snp_setup(&amd, "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n");
+    let (steward, _dir) = snp_setup(
+        &amd,
+        "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n",
+    );
     let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let module = moat_testkit::guests::module("echo-std");
     let workload = local_workload_name(&std::fs::read(&module).unwrap());
@@ -187,12 +190,9 @@ fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
 
     // The workload itself sees plaintext behind the attested listener.
     let (config, captured) = moat_testkit::tls::capturing_client(None);
-    let mut tls = moat_testkit::tls::connect_blocking(
-        moat_testkit::net::local(port),
-        config,
-        "localhost",
-    )
-    .unwrap();
+    let mut tls =
+        moat_testkit::tls::connect_blocking(moat_testkit::net::local(port), config, "localhost")
+            .unwrap();
     tls.write_all(b"through the attested channel").unwrap();
     tls.conn.send_close_notify();
     tls.flush().unwrap();

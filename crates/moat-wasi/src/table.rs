@@ -6,7 +6,7 @@
 //! delegated to wasmtime-wasi, whose own fd numbers ("inner" fds) this table translates to.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::errno::Errno;
 use crate::net::{Connection, Listener};
@@ -44,6 +44,10 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct FdTable {
     entries: BTreeMap<u32, Entry>,
+    /// Connections that left the table while their pump may still be sending what the guest
+    /// wrote: the exit flush waits for them too, so bytes written before `fd_close` and
+    /// `proc_exit` still reach the peer.
+    departed: Vec<Weak<Connection>>,
 }
 
 impl FdTable {
@@ -88,14 +92,30 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: i32) -> Result<Entry, Errno> {
-        u32::try_from(fd)
+        let entry = u32::try_from(fd)
             .ok()
             .and_then(|fd| self.entries.remove(&fd))
-            .ok_or(Errno::BADF)
+            .ok_or(Errno::BADF)?;
+        self.note_departure(&entry);
+        Ok(entry)
     }
 
     pub fn insert(&mut self, fd: u32, entry: Entry) -> Option<Entry> {
-        self.entries.insert(fd, entry)
+        let displaced = self.entries.insert(fd, entry);
+        if let Some(entry) = &displaced {
+            self.note_departure(entry);
+        }
+        displaced
+    }
+
+    fn note_departure(&mut self, entry: &Entry) {
+        if let Kind::Stream(conn) = &entry.kind {
+            // Bounded by the number of pumps alive: finished ones are dropped as the list grows.
+            if self.departed.len() >= 64 {
+                self.departed.retain(|c| c.strong_count() > 0);
+            }
+            self.departed.push(Arc::downgrade(conn));
+        }
     }
 
     /// The wasmtime-wasi fd behind a delegated guest fd; `other` for Moat's own descriptors.
@@ -106,8 +126,13 @@ impl FdTable {
         }
     }
 
-    /// Remove every connection from the table (for the final flush at exit).
+    /// Remove every connection from the table, plus those the guest already closed whose pumps
+    /// are still running (for the final flush at exit).
     pub fn take_connections(&mut self) -> Vec<Arc<Connection>> {
+        let departed: Vec<Arc<Connection>> = std::mem::take(&mut self.departed)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         let fds: Vec<u32> = self
             .entries
             .iter()
@@ -119,7 +144,14 @@ impl FdTable {
                 Kind::Stream(c) => Some(c),
                 _ => None,
             })
-            .collect()
+            .chain(departed)
+            .fold(Vec::new(), |mut all: Vec<Arc<Connection>>, c| {
+                // A renumbered fd departs while still in the table: list each connection once.
+                if !all.iter().any(|seen| Arc::ptr_eq(seen, &c)) {
+                    all.push(c);
+                }
+                all
+            })
     }
 }
 

@@ -189,10 +189,21 @@ pub struct Keep {
 impl Keep {
     /// Start `moat` (the binary under test) running `module` with `env` for the workload.
     pub fn start(moat: &Path, module: &Path, env: &[(&str, String)]) -> Keep {
+        Keep::start_with(moat, module, env, &[])
+    }
+
+    /// [`Keep::start`] with more `moat run` flags (e.g. a Steward to attest to).
+    pub fn start_with(
+        moat: &Path,
+        module: &Path,
+        env: &[(&str, String)],
+        flags: &[&std::ffi::OsStr],
+    ) -> Keep {
         use std::io::BufRead;
         let mut cmd = Command::new(moat);
         cmd.arg("run")
-            .args(["--listen", "listen=tls://127.0.0.1:0"]);
+            .args(["--listen", "listen=tls://127.0.0.1:0"])
+            .args(flags);
         for (k, v) in env {
             cmd.args(["--env", &format!("{k}={v}")]);
         }

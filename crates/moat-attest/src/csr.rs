@@ -52,6 +52,8 @@ pub struct ParsedCsr {
     pub uris: Vec<String>,
     /// DNS subjectAltNames requested.
     pub dns_names: Vec<String>,
+    /// IP address subjectAltNames requested.
+    pub ip_addresses: Vec<std::net::IpAddr>,
     /// The requested subject, as text.
     pub subject: String,
 }
@@ -63,6 +65,18 @@ pub fn build(
     evidence: &Evidence,
     nonce: Option<&[u8]>,
     workload: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    build_with_names(key, evidence, nonce, workload, &[])
+}
+
+/// [`build`], also asking for `server_names` (DNS names or IP addresses) as subjectAltNames, so
+/// that ordinary TLS clients can check the Keep's certificate against the name they dialled.
+pub fn build_with_names(
+    key: &KeyPair,
+    evidence: &Evidence,
+    nonce: Option<&[u8]>,
+    workload: Option<&str>,
+    server_names: &[String],
 ) -> Result<Vec<u8>, Error> {
     let enc = |detail: String| Error::Encode {
         what: "CSR",
@@ -76,6 +90,17 @@ pub fn build(
             .try_into()
             .map_err(|e| enc(format!("workload URI: {e}")))?;
         params.subject_alt_names.push(SanType::URI(uri));
+    }
+    for name in server_names {
+        let san = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(
+                name.clone()
+                    .try_into()
+                    .map_err(|e| enc(format!("server name {name:?}: {e}")))?,
+            ),
+        };
+        params.subject_alt_names.push(san);
     }
     let cmw = evidence.to_cmw_json(nonce);
     params
@@ -125,6 +150,7 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, Error> {
     let mut found: Vec<(CsrFormat, Evidence, Option<Vec<u8>>)> = Vec::new();
     let mut uris = Vec::new();
     let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
     for attr in info.iter_attributes() {
         let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
             continue;
@@ -149,6 +175,9 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, Error> {
                             match name {
                                 GeneralName::URI(u) => uris.push((*u).to_owned()),
                                 GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                                GeneralName::IPAddress(bytes) => {
+                                    ip_addresses.push(ip_from_san(bytes)?)
+                                }
                                 _ => {}
                             }
                         }
@@ -175,8 +204,25 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr, Error> {
         nonce,
         uris,
         dns_names,
+        ip_addresses,
         subject: info.subject.to_string(),
     })
+}
+
+/// An iPAddress subjectAltName: 4 or 16 bytes (a CSR asks for addresses, not ranges).
+fn ip_from_san(bytes: &[u8]) -> Result<std::net::IpAddr, Error> {
+    match bytes.len() {
+        4 => Ok(<[u8; 4]>::try_from(bytes)
+            .map(std::net::IpAddr::from)
+            .unwrap()),
+        16 => Ok(<[u8; 16]>::try_from(bytes)
+            .map(std::net::IpAddr::from)
+            .unwrap()),
+        n => Err(Error::malformed(
+            "CSR subjectAltName",
+            &format!("an IP address of {n} bytes"),
+        )),
+    }
 }
 
 /// Enarx SNP: `SEQUENCE { SEQUENCE { vcek Certificate, crls }, report OCTET STRING }`, where

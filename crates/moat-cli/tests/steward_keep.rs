@@ -73,6 +73,7 @@ fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
             ..AttesterConfig::default()
         },
         workload: workload.clone(),
+        server_names: vec!["127.0.0.1".into()],
     };
     let attested = rt().block_on(attest(&request)).unwrap();
     assert_eq!(attested.platform, Platform::Snp);

@@ -26,6 +26,8 @@ pub struct AttestRequest {
     pub attester: AttesterConfig,
     /// The workload name to be certified (a URI: `oci://HOST/REPO` or `moat:local:<sha256>`).
     pub workload: String,
+    /// DNS names or IP addresses to ask for (the Steward's policy decides which it certifies).
+    pub server_names: Vec<String>,
 }
 
 /// A key and the chain the Steward issued for it (leaf first).
@@ -80,8 +82,14 @@ pub async fn attest(req: &AttestRequest) -> Result<Attested, AttestError> {
             platform: platform.to_string(),
             source,
         })?;
-    let csr = moat_attest::csr::build(&key, &evidence, Some(&nonce.bytes), Some(&req.workload))
-        .map_err(AttestError::Csr)?;
+    let csr = moat_attest::csr::build_with_names(
+        &key,
+        &evidence,
+        Some(&nonce.bytes),
+        Some(&req.workload),
+        &req.server_names,
+    )
+    .map_err(AttestError::Csr)?;
     let chain = client.certify(&csr).await?;
     Ok(Attested {
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),

@@ -58,6 +58,9 @@ pub struct StewardSettings {
     /// `None`: the best hardware source on this machine (never `nil` by accident).
     pub platform: Option<Platform>,
     pub attester: AttesterConfig,
+    /// DNS names / IP addresses to ask the Steward to certify (see
+    /// [`crate::workload::server_names`]); the Steward's policy has the last word.
+    pub server_names: Vec<String>,
 }
 
 impl StewardSettings {
@@ -87,6 +90,7 @@ impl StewardSettings {
             ca_pem,
             platform,
             attester,
+            server_names: Vec::new(),
         }))
     }
 }
@@ -102,6 +106,7 @@ pub async fn attested_identity(
         platform: steward.platform,
         attester: steward.attester.clone(),
         workload: workload.to_owned(),
+        server_names: steward.server_names.clone(),
     })
     .await?;
     tracing::info!(

@@ -28,9 +28,15 @@ pub enum WorkloadError {
     Identity(#[source] moat_tls::TlsError),
 }
 
-/// A fresh self-signed identity for this run, naming `localhost`, the loopback addresses and
-/// the config's listen addresses that are specific (not `::`/`0.0.0.0`).
+/// A fresh self-signed identity for this run, naming [`server_names`].
 pub fn self_signed_identity(config: &Config) -> Result<Identity, WorkloadError> {
+    Identity::self_signed(&server_names(config)).map_err(WorkloadError::Identity)
+}
+
+/// The names the Keep's certificate should carry so TLS clients can check it against the
+/// address they dialled: `localhost`, the loopback addresses and the config's listen addresses
+/// that are specific (not `::`/`0.0.0.0`). A Steward certifies only those its policy allows.
+pub fn server_names(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     for entry in &config.files {
         if let FileKind::Listen(l) = &entry.kind
@@ -42,7 +48,7 @@ pub fn self_signed_identity(config: &Config) -> Result<Identity, WorkloadError> 
             }
         }
     }
-    Identity::self_signed(&names).map_err(WorkloadError::Identity)
+    names
 }
 
 /// The run limits a config asks for.

@@ -127,6 +127,7 @@ fn main() {
             steward
                 .ca()
                 .issue(&LeafRequest {
+                    server_names: &[],
                     spki_der: &spki,
                     workload: Some(WORKLOAD),
                     common_name: "bench",

@@ -59,6 +59,8 @@ pub struct LeafRequest<'a> {
     pub spki_der: &'a [u8],
     /// The workload URI (a URI SAN), if the Keep asked for one and policy allowed it.
     pub workload: Option<&'a str>,
+    /// DNS names and IP addresses (as text) the policy allowed, as subjectAltNames.
+    pub server_names: &'a [String],
     /// Subject common name, for humans reading the certificate.
     pub common_name: &'a str,
     /// Extra (non-critical) extensions: the attestation result.
@@ -159,6 +161,17 @@ impl CertificateAuthority {
                 .push(SanType::URI(uri.try_into().map_err(|_| {
                     CaError::Encoding(format!("workload URI {uri:?}"))
                 })?));
+        }
+        for name in req.server_names {
+            let san = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    name.clone()
+                        .try_into()
+                        .map_err(|_| CaError::Encoding(format!("server name {name:?}")))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -418,6 +431,7 @@ mod tests {
         let spki = rcgen::PublicKeyData::subject_public_key_info(&leaf_key);
         let der = ca
             .issue(&LeafRequest {
+                server_names: &[],
                 spki_der: &spki,
                 workload: Some("oci://127.0.0.1:5000/demo/app"),
                 common_name: "keep",

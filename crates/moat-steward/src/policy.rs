@@ -58,6 +58,12 @@ pub struct Policy {
     /// carries no URI SAN, so Drawbridge releases nothing to it.
     #[serde(default)]
     pub allow_unnamed_workload: bool,
+    /// DNS names and IP addresses a Keep may have in its certificate (so browsers and `curl`
+    /// can check it against the address they dialled). Exact names, `*.example.com` (one more
+    /// label), or `*` (any: only for a Steward whose CA nobody trusts for other names).
+    /// Default: loopback only.
+    #[serde(default = "default_server_names")]
+    pub server_names: Vec<String>,
     /// Certificate lifetime, e.g. `"1h"`, `"30m"`, `"2d"` (at most 30 days).
     #[serde(default, with = "opt_duration")]
     pub certificate_lifetime: Option<Duration>,
@@ -426,6 +432,46 @@ impl Policy {
         Ok(())
     }
 
+    /// Checks the DNS names and IP addresses a CSR asks for; returns them as they will be
+    /// certified.
+    pub fn check_server_names(
+        &self,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+    ) -> Result<Vec<String>, Rejection> {
+        const MAX_NAMES: usize = 32;
+        if dns_names.len() + ips.len() > MAX_NAMES {
+            return Err(Rejection::Policy {
+                check: "policy.server_name",
+                detail: format!("more than {MAX_NAMES} names requested"),
+            });
+        }
+        let requested = dns_names
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .chain(ips.iter().map(|ip| ip.to_string()));
+        let mut names = Vec::new();
+        for name in requested {
+            if !self
+                .server_names
+                .iter()
+                .any(|p| server_name_match(p, &name))
+            {
+                return Err(Rejection::Policy {
+                    check: "policy.server_name",
+                    detail: format!(
+                        "{} is not in the policy's server_names",
+                        name.chars().take(256).collect::<String>()
+                    ),
+                });
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
     /// Checks the workload names a CSR asks for; returns the one to certify.
     pub fn check_workload<'a>(&self, uris: &'a [String]) -> Result<Option<&'a str>, Rejection> {
         match uris {
@@ -583,6 +629,30 @@ mod opt_duration {
                 .map(Some)
                 .map_err(serde::de::Error::custom),
         }
+    }
+}
+
+fn default_server_names() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
+}
+
+/// `pattern` is an exact name (case-insensitive; IP addresses in their usual text form),
+/// `*.suffix` (exactly one more DNS label), or `*`.
+fn server_name_match(pattern: &str, name: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(suffix) = pattern.strip_prefix("*.") {
+        return name
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(suffix));
+    }
+    match (
+        pattern.parse::<std::net::IpAddr>(),
+        name.parse::<std::net::IpAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => pattern.eq_ignore_ascii_case(name),
     }
 }
 

@@ -182,6 +182,9 @@ impl Steward {
             (None, false) => None,
         };
         let workload = self.policy.check_workload(&parsed.uris)?;
+        let server_names = self
+            .policy
+            .check_server_names(&parsed.dns_names, &parsed.ip_addresses)?;
 
         let verified = self.verifier.verify_bound(
             &parsed.evidence,
@@ -227,6 +230,7 @@ impl Steward {
             .issue(&LeafRequest {
                 spki_der: &parsed.spki_der,
                 workload,
+                server_names: &server_names,
                 common_name: &common_name,
                 extensions: vec![(moat_attest::csr::OID_CMW, ext)],
                 not_before: now,

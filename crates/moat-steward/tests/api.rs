@@ -549,3 +549,66 @@ async fn certificate_lifetime_follows_policy() {
     let remaining = leaf.validity().not_after.timestamp() - now;
     assert!((240..=300).contains(&remaining), "{remaining}");
 }
+
+#[tokio::test]
+async fn server_names_are_certified_only_as_the_policy_allows() {
+    let app = app(&format!(
+        "{NIL_POLICY}server_names = [\"localhost\", \"127.0.0.1\", \"*.keep.example\"]\n"
+    ));
+    let key = KeyPair::generate().unwrap();
+    let spki = key.subject_public_key_info();
+    let request = |names: &[&str], nonce: &[u8]| {
+        let evidence = Evidence::nil(binding::report_data(&spki, Some(nonce)));
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        csr::build_with_names(&key, &evidence, Some(nonce), Some(WORKLOAD), &names).unwrap()
+    };
+
+    let nonce = get_nonce(&app).await;
+    let (status, _, pem) = send(
+        &app,
+        post(
+            "/api/v1/certificate",
+            "application/pkcs10",
+            request(&["localhost", "127.0.0.1", "a.keep.example"], &nonce),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&pem));
+    let leaf = certs_from_pem(&pem).remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for want in ["localhost", "127.0.0.1", "a.keep.example", WORKLOAD] {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "{want} missing from {names:?}"
+        );
+    }
+
+    // A name outside the policy (another host, a wildcard deeper than allowed, an address the
+    // policy does not list): refused, nothing issued.
+    for bad in [
+        "bank.example",
+        "a.b.keep.example",
+        "10.0.0.1",
+        "keep.example",
+    ] {
+        let nonce = get_nonce(&app).await;
+        let (status, _, resp) = send(
+            &app,
+            post(
+                "/api/v1/certificate",
+                "application/pkcs10",
+                request(&["localhost", bad], &nonce),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{bad}");
+        assert_eq!(error_of(&resp).1, "policy.server_name", "{bad}");
+    }
+}

@@ -55,6 +55,16 @@ pub struct DeployArgs {
     /// configfs-tsm report directory the evidence comes from.
     #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", default_value = moat_attest::attester::DEFAULT_TSM_BASE)]
     tsm_path: PathBuf,
+    /// Another DNS name or IP address to ask the Steward to certify (repeatable; `localhost`
+    /// and the loopback addresses are always asked for, since the attestation comes before the
+    /// package's config is known).
+    #[arg(
+        long = "server-name",
+        env = "MOAT_SERVER_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    server_names: Vec<String>,
     /// PEM CA certificate(s) to trust for the registry instead of the platform's root store.
     #[arg(long = "registry-ca", env = "MOAT_REGISTRY_CA", value_name = "FILE")]
     registry_ca: Option<PathBuf>,
@@ -170,7 +180,7 @@ fn steward_settings(
         .and_then(|w| w.config.as_ref())
         .and_then(|(text, dir)| moat_config::Config::from_toml_str(text, dir).ok())
         .and_then(|c| c.steward);
-    let settings = StewardSettings::resolve(
+    let mut settings = StewardSettings::resolve(
         from_config.as_deref(),
         args.steward.as_deref(),
         args.steward_ca.as_deref(),
@@ -183,6 +193,12 @@ fn steward_settings(
     )?;
     if !settings.url.starts_with("https://") {
         anyhow::bail!("Steward URL {:?} is not https://", settings.url);
+    }
+    settings.server_names = moat_keep::workload::server_names(&moat_config::Config::default());
+    for name in &args.server_names {
+        if !settings.server_names.contains(name) {
+            settings.server_names.push(name.clone());
+        }
     }
     Ok(settings)
 }

@@ -96,6 +96,17 @@ pub struct RunArgs {
     #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
     platform: Option<moat_attest::Platform>,
 
+    /// Another DNS name or IP address for the Keep's certificate (repeatable; `localhost`,
+    /// loopback and specific listen addresses are always included). With a Steward, its policy
+    /// decides which it certifies.
+    #[arg(
+        long = "server-name",
+        env = "MOAT_SERVER_NAMES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    server_names: Vec<String>,
+
     /// configfs-tsm base directory (tests point it at a fake provider).
     #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", hide = true)]
     tsm_path: Option<PathBuf>,
@@ -152,13 +163,26 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         args.tsm_path.as_deref(),
     )
     .map_err(moat_error)?;
+    let mut server_names = moat_keep::workload::server_names(&config);
+    for name in args.server_names {
+        if !server_names.contains(&name) {
+            server_names.push(name);
+        }
+    }
     let identity = match steward {
-        Some(steward) => moat_keep::attested::attested_identity_blocking(
-            &steward,
-            &moat_keep::attested::local_workload_name(&module),
-        )
-        .map_err(moat_error)?,
-        None => moat_keep::workload::self_signed_identity(&config).map_err(moat_error)?,
+        Some(mut steward) => {
+            steward.server_names = server_names;
+            moat_keep::attested::attested_identity_blocking(
+                &steward,
+                &moat_keep::attested::local_workload_name(&module),
+            )
+            .map_err(moat_error)?
+        }
+        None => moat_tls::Identity::self_signed(&server_names).map_err(|e| {
+            moat_error(anyhow::anyhow!(
+                "cannot make the Keep's self-signed identity: {e}"
+            ))
+        })?,
     };
     let wasi = moat_keep::workload::wasi_spec(&config, &identity).map_err(moat_error)?;
     let cache = match (args.no_cache, args.cache_dir) {

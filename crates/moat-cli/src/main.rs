@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a wasm32-wasip1 module in a Keep.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Attest, pull a package from a registry, check its digests and run it.
     Deploy(commands::deploy::DeployArgs),
     /// Write or check a Moat.toml / Enarx.toml.
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level);
     let outcome = match cli.command {
-        Command::Run(args) => commands::run::run(args),
+        Command::Run(args) => commands::run::run(*args),
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Config(cmd) => commands::config::run(cmd),
         Command::Platform(cmd) => commands::platform::run(cmd),

@@ -277,7 +277,10 @@ fn enarx_codex_demos_run_unmodified() {
         a.read_line(&mut line).unwrap();
         seen.push(line);
     }
-    let joins = seen.iter().filter(|l| l.ends_with(" joined the chat\n")).count();
+    let joins = seen
+        .iter()
+        .filter(|l| l.ends_with(" joined the chat\n"))
+        .count();
     assert!(joins >= 2, "a saw its own and b's joins: {seen:?}");
 
     // std tcp-client: connect fd 3 to an echo server.

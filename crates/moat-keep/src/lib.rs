@@ -23,7 +23,7 @@ pub use moat_wasi as wasi;
 
 pub use engine::{CacheSetting, KeepEngine};
 pub use limits::{LimitExceeded, Limits};
-pub use run::{RunOutcome, RunSpec, run, run_blocking};
+pub use run::{OnListening, RunOutcome, RunSpec, run, run_blocking};
 pub use workload::WorkloadError;
 
 /// Why a Keep could not run its workload to an exit code.

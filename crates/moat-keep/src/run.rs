@@ -13,6 +13,9 @@ use crate::limits::{EPOCH_TICK, LimitExceeded, Limiter, Limits};
 /// How long the host keeps sending what the workload wrote before exiting.
 const EXIT_FLUSH: Duration = Duration::from_secs(2);
 
+/// Called once with the bound listeners, before the workload starts.
+pub type OnListening = Box<dyn FnOnce(&[BoundListener]) + Send>;
+
 /// Everything a run needs besides the module bytes.
 pub struct RunSpec {
     /// argv (with `argv[0]`), environment, the fd layout (sockets carry their TLS
@@ -22,7 +25,7 @@ pub struct RunSpec {
     pub cache: CacheSetting,
     /// Called once the listeners are bound, before the workload starts (e.g. to print the
     /// ports the OS chose for `port = 0`).
-    pub on_listening: Option<Box<dyn FnOnce(&[BoundListener]) + Send>>,
+    pub on_listening: Option<OnListening>,
 }
 
 impl std::fmt::Debug for RunSpec {

@@ -199,7 +199,7 @@ impl MoatWasi {
             PipeRef::Null => return Ok(Step::Done(0)),
             PipeRef::Delegated(inner) => return Ok(Step::Delegate(*inner as i32)),
             PipeRef::Inbound(conn) => &conn.inbound,
-            PipeRef::Plain(p) => &**p,
+            PipeRef::Plain(p) => p,
         };
         let want = abi::total_len(iovs).min(MAX_TRANSFER);
         if want == 0 {
@@ -344,6 +344,8 @@ async fn fd_read<T: Send + 'static>(
     }
 }
 
+// The WASI ABI's own argument list, plus the caller and the state accessor.
+#[allow(clippy::too_many_arguments)]
 async fn sock_recv<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,

@@ -4,6 +4,7 @@
 
 mod commands;
 mod exit;
+mod keep_run;
 
 use std::process::ExitCode;
 

@@ -40,31 +40,8 @@ pub struct DeployArgs {
     /// What to deploy (see the forms below).
     #[arg(value_name = "REF")]
     reference: String,
-    /// The Steward to attest to (https URL). For file:// sources the config's `steward` key is
-    /// used when this is not given.
-    #[arg(long, env = "MOAT_STEWARD", value_name = "URL")]
-    steward: Option<String>,
-    /// PEM file of the Steward's CA certificate: the only root trusted for the Steward.
-    #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
-    steward_ca: Option<PathBuf>,
-    /// Which evidence the Keep produces: snp, tdx, or nil (no hardware: the certificate says
-    /// "not attested", and only a Steward policy allowing nil certifies it). Default: the best
-    /// hardware source this machine has; without one the deploy stops (never a silent nil).
-    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
-    platform: Option<moat_attest::Platform>,
-    /// configfs-tsm report directory the evidence comes from.
-    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", default_value = moat_attest::attester::DEFAULT_TSM_BASE)]
-    tsm_path: PathBuf,
-    /// Another DNS name or IP address to ask the Steward to certify (repeatable; `localhost`
-    /// and the loopback addresses are always asked for, since the attestation comes before the
-    /// package's config is known).
-    #[arg(
-        long = "server-name",
-        env = "MOAT_SERVER_NAMES",
-        value_delimiter = ',',
-        value_name = "NAME"
-    )]
-    server_names: Vec<String>,
+    #[command(flatten)]
+    attest: super::attest_args::AttestArgs,
     /// PEM CA certificate(s) to trust for the registry instead of the platform's root store.
     #[arg(long = "registry-ca", env = "MOAT_REGISTRY_CA", value_name = "FILE")]
     registry_ca: Option<PathBuf>,
@@ -180,26 +157,17 @@ fn steward_settings(
         .and_then(|w| w.config.as_ref())
         .and_then(|(text, dir)| moat_config::Config::from_toml_str(text, dir).ok())
         .and_then(|c| c.steward);
-    let mut settings = StewardSettings::resolve(
-        from_config.as_deref(),
-        args.steward.as_deref(),
-        args.steward_ca.as_deref(),
-        args.platform,
-        Some(&args.tsm_path),
-    )?
-    .context(
+    let mut settings = args.attest.steward(from_config.as_deref())?.context(
         "no Steward named: deploy attests before it fetches anything, so give --steward URL \
          (or MOAT_STEWARD) and --steward-ca FILE (or MOAT_STEWARD_CA)",
     )?;
     if !settings.url.starts_with("https://") {
         anyhow::bail!("Steward URL {:?} is not https://", settings.url);
     }
-    settings.server_names = moat_keep::workload::server_names(&moat_config::Config::default());
-    for name in &args.server_names {
-        if !settings.server_names.contains(name) {
-            settings.server_names.push(name.clone());
-        }
-    }
+    // The package's config is not known before the pull: ask for the loopback names.
+    settings.server_names = args.attest.server_names(moat_keep::workload::server_names(
+        &moat_config::Config::default(),
+    ));
     Ok(settings)
 }
 
@@ -297,32 +265,10 @@ fn run_workload(
         Some(dir) => moat_keep::CacheSetting::Dir(dir.clone()),
         None => moat_keep::CacheSetting::Default,
     };
-    let spec = moat_keep::RunSpec {
-        wasi,
-        limits: moat_keep::workload::limits(&config),
-        cache,
-        on_listening: Some(Box::new(|listeners| {
-            for l in listeners {
-                let scheme = if l.tls { "tls" } else { "tcp" };
-                tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
-            }
-        })),
-    };
-    match moat_keep::run_blocking(&workload.module, spec) {
-        Ok(outcome) => Ok(ExitCode::from((outcome.exit_code & 0xff) as u8)),
-        Err(err) => {
-            use moat_keep::KeepError;
-            let code = match &err {
-                KeepError::InvalidModule(_)
-                | KeepError::MissingImport { .. }
-                | KeepError::NoStart => exit::MODULE_INVALID,
-                KeepError::Trap { .. } => exit::TRAP,
-                KeepError::Limit(_) => exit::LIMIT_EXCEEDED,
-                _ => exit::MOAT_ERROR,
-            };
-            Err(anyhow::Error::new(err)
-                .context(ExitWith(code))
-                .context(format!("running {}", workload.name)))
-        }
-    }
+    let limits = moat_keep::workload::limits(&config);
+    crate::keep_run::run_module(&workload.module, wasi, limits, cache).map_err(|(code, err)| {
+        anyhow::Error::new(err)
+            .context(ExitWith(code))
+            .context(format!("running {}", workload.name))
+    })
 }

@@ -1,5 +1,6 @@
 //! One module per `moat` command; each owns its arguments and its output.
 
+pub mod attest_args;
 pub mod config;
 pub mod deploy;
 pub mod drawbridge;

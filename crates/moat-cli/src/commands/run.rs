@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use moat_keep::{CacheSetting, KeepError, RunSpec};
+use moat_keep::CacheSetting;
 
 use crate::exit;
 
@@ -82,34 +82,8 @@ pub struct RunArgs {
     #[arg(long, env = "MOAT_NO_CACHE")]
     no_cache: bool,
 
-    /// Attest to this Steward and present its certificate (overrides the config's `steward`).
-    /// Without a Steward the Keep presents a fresh self-signed certificate.
-    #[arg(long, env = "MOAT_STEWARD", value_name = "URL")]
-    steward: Option<String>,
-
-    /// PEM file with the Steward's CA certificate (required with a Steward).
-    #[arg(long, env = "MOAT_STEWARD_CA", value_name = "FILE")]
-    steward_ca: Option<PathBuf>,
-
-    /// Evidence source: nil, snp or tdx (default: the best this machine has; never nil by
-    /// accident).
-    #[arg(long, env = "MOAT_PLATFORM", value_name = "PLATFORM")]
-    platform: Option<moat_attest::Platform>,
-
-    /// Another DNS name or IP address for the Keep's certificate (repeatable; `localhost`,
-    /// loopback and specific listen addresses are always included). With a Steward, its policy
-    /// decides which it certifies.
-    #[arg(
-        long = "server-name",
-        env = "MOAT_SERVER_NAMES",
-        value_delimiter = ',',
-        value_name = "NAME"
-    )]
-    server_names: Vec<String>,
-
-    /// configfs-tsm base directory (tests point it at a fake provider).
-    #[arg(long, env = "MOAT_TSM_PATH", value_name = "DIR", hide = true)]
-    tsm_path: Option<PathBuf>,
+    #[command(flatten)]
+    attest: super::attest_args::AttestArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -155,20 +129,13 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
 
     // The one place the Keep's identity is made: Steward-certified when a Steward is
     // configured (attestation happens before the workload starts), else self-signed.
-    let steward = moat_keep::attested::StewardSettings::resolve(
-        config.steward.as_deref(),
-        args.steward.as_deref(),
-        args.steward_ca.as_deref(),
-        args.platform,
-        args.tsm_path.as_deref(),
-    )
-    .map_err(moat_error)?;
-    let mut server_names = moat_keep::workload::server_names(&config);
-    for name in args.server_names {
-        if !server_names.contains(&name) {
-            server_names.push(name);
-        }
-    }
+    let steward = args
+        .attest
+        .steward(config.steward.as_deref())
+        .map_err(moat_error)?;
+    let server_names = args
+        .attest
+        .server_names(moat_keep::workload::server_names(&config));
     let identity = match steward {
         Some(mut steward) => {
             steward.server_names = server_names;
@@ -190,56 +157,11 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         (false, Some(dir)) => CacheSetting::Dir(dir),
         (false, None) => CacheSetting::Default,
     };
-    let requested_ports: Vec<u16> = wasi
-        .fds
-        .iter()
-        .filter_map(|fd| match fd {
-            moat_keep::wasi::FdSpec::Listen { addr, .. } => Some(addr.port()),
-            _ => None,
-        })
-        .collect();
-    let spec = RunSpec {
-        wasi,
-        limits: moat_keep::workload::limits(&config),
-        cache,
-        on_listening: Some(Box::new(
-            move |listeners: &[moat_keep::wasi::BoundListener]| {
-                for (l, requested) in listeners.iter().zip(requested_ports) {
-                    let scheme = if l.tls { "tls" } else { "tcp" };
-                    tracing::info!(name = %l.name, fd = l.fd, "listening on {scheme}://{}", l.addr);
-                    // Port 0 means the OS chose: say which, or nobody can connect.
-                    if requested == 0 {
-                        eprintln!(
-                            "moat: `{}` (fd {}) listening on {scheme}://{}",
-                            l.name, l.fd, l.addr
-                        );
-                    }
-                }
-            },
-        )),
-    };
-
-    match moat_keep::run_blocking(&module, spec) {
-        Ok(outcome) => Ok(ExitCode::from(exit_status(outcome.exit_code))),
-        Err(err) => {
-            let code = match &err {
-                KeepError::InvalidModule(_)
-                | KeepError::MissingImport { .. }
-                | KeepError::NoStart => exit::MODULE_INVALID,
-                KeepError::Trap { .. } => exit::TRAP,
-                KeepError::Limit(_) => exit::LIMIT_EXCEEDED,
-                KeepError::Engine(_)
-                | KeepError::Wasi(_)
-                | KeepError::Workload(_)
-                | KeepError::Runtime(_) => exit::MOAT_ERROR,
-            };
-            let context = format!("{}", args.module.display());
-            Err(Failure(code, anyhow::Error::new(err).context(context)))
-        }
-    }
-}
-
-/// A process exit status is one byte; WASI allows any u32, so keep the low byte as shells do.
-fn exit_status(code: i32) -> u8 {
-    (code & 0xff) as u8
+    let limits = moat_keep::workload::limits(&config);
+    crate::keep_run::run_module(&module, wasi, limits, cache).map_err(|(code, err)| {
+        Failure(
+            code,
+            anyhow::Error::new(err).context(args.module.display().to_string()),
+        )
+    })
 }

@@ -55,12 +55,9 @@ fn tls_listener(identity: &moat_tls::Identity) -> String {
 #[test]
 fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
     let amd = FakeAmd::new("keep-test");
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root.pem");
-    std::fs::write(&root, format!("{}{}", amd.ark_pem(), amd.ask_pem())).unwrap();
-    let steward = Steward::start(
+    let (steward, _dir) = snp_setup(
+        &amd,
         "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n",
-        &["--test-only-amd-root", root.to_str().unwrap()],
     );
     let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let workload = local_workload_name(b"\0asm fake module");
@@ -80,18 +77,11 @@ fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
     let identity = moat_tls::Identity::from_parts(attested.chain, attested.key).unwrap();
     let url = tls_listener(&identity);
 
-    let out = moat()
-        .args(["verify", &url, "--ca"])
-        .arg(&steward.ca_path)
-        .args([
-            "--allow-test-root",
-            "--expect-platform",
-            "snp",
-            "--expect-workload",
-            &workload,
-        ])
-        .output()
-        .unwrap();
+    let out = verify_keep(
+        &steward,
+        &url,
+        &["--expect-platform", "snp", "--expect-workload", &workload],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -123,6 +113,17 @@ fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
         refused.to_string().contains("platform_not_accepted"),
         "{refused}"
     );
+}
+
+/// `moat verify URL` against `steward`'s CA (its test root allowed), plus `extra` expectations.
+fn verify_keep(steward: &Steward, url: &str, extra: &[&str]) -> std::process::Output {
+    moat()
+        .args(["verify", url, "--ca"])
+        .arg(&steward.ca_path)
+        .arg("--allow-test-root")
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 /// A fresh SNP Steward trusting `amd`'s test root, and a fake configfs-tsm serving `amd`'s reports.
@@ -168,15 +169,7 @@ fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
 
     // The relying party: the chain, the platform and the workload the Steward certified.
     let url = format!("https://127.0.0.1:{port}");
-    let check = |extra: &[&str]| {
-        moat()
-            .args(["verify", &url, "--ca"])
-            .arg(&steward.ca_path)
-            .arg("--allow-test-root")
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let check = |extra: &[&str]| verify_keep(&steward, &url, extra);
     let out = check(&["--expect-platform", "snp", "--expect-workload", &workload]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -110,7 +110,12 @@ fn print_identity(id: &KeepIdentity) {
         r.attested,
         if r.attested { "" } else { " (UNATTESTED)" }
     );
-    let _ = writeln!(out, "status:       {:?}", r.status);
+    let status = match r.status {
+        moat_attest::result::Status::Affirming => "affirming",
+        moat_attest::result::Status::Warning => "warning (accepted with reservations)",
+        moat_attest::result::Status::None => "none (nothing attested)",
+    };
+    let _ = writeln!(out, "status:       {status}");
     if let Some(m) = &r.measurement {
         let _ = writeln!(out, "measurement:  {m}");
     }
@@ -126,7 +131,12 @@ fn print_identity(id: &KeepIdentity) {
     }
     let _ = writeln!(out, "policy:       {}", r.policy);
     let _ = writeln!(out, "verifier:     {}", r.verifier);
-    let _ = writeln!(out, "not_after:    {}", id.not_after);
+    let expires = i64::try_from(id.not_after)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| id.not_after.to_string());
+    let _ = writeln!(out, "not_after:    {expires}");
 }
 
 fn check(

@@ -376,3 +376,33 @@ fn no_response_holds_a_secret_before_it_is_guessed() {
             > 20
     );
 }
+
+#[test]
+fn a_full_game_table_makes_room_from_finished_games_only() {
+    let config = AppConfig {
+        max_single_games: 2,
+        ..AppConfig::default()
+    };
+    let mut t = Tester {
+        app: App::new(config, 7, Box::new(CountingEntropy(7))),
+        now: 0,
+        sent: Vec::new(),
+    };
+    let playing = t.new_single();
+    let finished = t.new_single();
+    // Finish the second game (won or lost, either ends it).
+    for word in ["crane", "pious", "lemon", "teeth", "robin", "mango"] {
+        let (_, v) = t.guess(&finished, word);
+        if v["status"] != "playing" {
+            break;
+        }
+    }
+    // Full, but one game is over: a new game takes its place; the one in play is kept.
+    let third = t.new_single();
+    assert_eq!(t.guess(&playing, "crane").0, 200, "the game in play survives");
+    assert_eq!(t.guess(&finished, "crane").0, 401, "the finished game made room");
+    // Full with two games in play: the next is refused, not evicting a player.
+    let (status, v) = t.call("POST", "/api/single", None, None);
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(t.guess(&third, "lemon").0, 200);
+}

@@ -194,9 +194,12 @@ impl App {
 
     fn new_single(&mut self, now_ms: u64) -> Result<Response, ApiError> {
         if self.singles.len() >= self.config.max_single_games {
+            // Full: finished games go first (they take no more guesses), then idle ones.
             let idle = self.config.single_idle_ms;
-            self.singles
-                .retain(|_, s| now_ms.saturating_sub(s.game.last_used_ms) < idle);
+            self.singles.retain(|_, s| {
+                s.game.status() == crate::single::Status::Playing
+                    && now_ms.saturating_sub(s.game.last_used_ms) < idle
+            });
             if self.singles.len() >= self.config.max_single_games {
                 return Err(ApiError::GamesFull);
             }

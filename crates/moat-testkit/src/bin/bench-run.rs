@@ -64,6 +64,10 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             other => usage(&format!("unknown argument {other}")),
         }
     }
+    // The Keep runs in a temporary working directory: a relative path would not resolve there.
+    if let Ok(absolute) = std::fs::canonicalize(&options.moat) {
+        options.moat = absolute;
+    }
     options
 }
 

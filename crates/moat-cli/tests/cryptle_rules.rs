@@ -399,8 +399,16 @@ fn a_full_game_table_makes_room_from_finished_games_only() {
     }
     // Full, but one game is over: a new game takes its place; the one in play is kept.
     let third = t.new_single();
-    assert_eq!(t.guess(&playing, "crane").0, 200, "the game in play survives");
-    assert_eq!(t.guess(&finished, "crane").0, 401, "the finished game made room");
+    assert_eq!(
+        t.guess(&playing, "crane").0,
+        200,
+        "the game in play survives"
+    );
+    assert_eq!(
+        t.guess(&finished, "crane").0,
+        401,
+        "the finished game made room"
+    );
     // Full with two games in play: the next is refused, not evicting a player.
     let (status, v) = t.call("POST", "/api/single", None, None);
     assert_eq!(status, 503, "{v}");

@@ -270,6 +270,7 @@ impl MoatWasi {
                 Ok(Step::Done(data.len()))
             }
             Kind::Stream(conn) => {
+                conn.guest_wrote();
                 let data = abi::gather(mem, iovs, MAX_TRANSFER);
                 match conn.outbound.try_write(&data) {
                     WriteOutcome::Written(n) => Ok(Step::Done(n)),

@@ -61,6 +61,9 @@ pub struct Connection {
     pub peer: Option<SocketAddr>,
     /// Set once when the guest closes its fd; starts the linger clock.
     guest_closed: watch::Sender<bool>,
+    /// `poll_oneoff` told the guest this stream is writable and the guest has not written
+    /// since. See [`Connection::report_writable`].
+    write_reported: std::sync::atomic::AtomicBool,
     /// Released when the last reference (guest fd or pump) goes away.
     _permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -76,6 +79,7 @@ impl Connection {
             outbound: Pipe::new(PIPE_CAPACITY, guest.clone()),
             peer,
             guest_closed: watch::channel(false).0,
+            write_reported: std::sync::atomic::AtomicBool::new(false),
             _permit: Mutex::new(permit),
         })
     }
@@ -85,6 +89,25 @@ impl Connection {
         self.outbound.close_write();
         self.inbound.close_read();
         self.guest_closed.send_replace(true);
+    }
+
+    /// Whether `poll_oneoff` should report this writable stream again. WASI's poll is
+    /// level-triggered and a socket with room is always writable, so a guest that keeps write
+    /// interest registered (tokio and mio on wasip1 register every stream for reading *and*
+    /// writing) would get the same event on every poll and spin a core while idle. A writable
+    /// event is therefore news once per write: after it is reported, it is reported again only
+    /// once the guest has tried to write (see [`Connection::guest_wrote`]), or when nothing else
+    /// in the poll could ever wake it (the caller's fallback).
+    pub fn report_writable(&self) -> bool {
+        !self
+            .write_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The guest tried to write (whatever the outcome): the next writable state is news.
+    pub fn guest_wrote(&self) {
+        self.write_reported
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A failure before or during the connection: every later guest operation reports it.

@@ -113,6 +113,10 @@ fn clock_deadline(wasi: &MoatWasi, now: Instant, id: u32, timeout: u64, flags: u
 pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
     let now = Instant::now();
     let mut ready = Vec::new();
+    // Writable events already reported once (see `Connection::report_writable`), and whether
+    // anything in this poll can still wake the guest if they are held back.
+    let mut repeated_writable = Vec::new();
+    let mut can_wake = false;
     let mut earliest: Option<Instant> = None;
     for sub in subs {
         let event = |kind, error, nbytes, hangup| Event {
@@ -126,7 +130,10 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             What::Clock(Some(at)) if at <= now => {
                 ready.push(event(eventtype::CLOCK, Errno::SUCCESS, 0, false))
             }
-            What::Clock(Some(at)) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
+            What::Clock(Some(at)) => {
+                can_wake = true;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)))
+            }
             What::Clock(None) => {}
             What::BadClock(e) => ready.push(event(eventtype::CLOCK, e, 0, false)),
             What::Read(fd) => {
@@ -134,6 +141,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                 match wasi.table.get(fd).map(|e| e.kind.clone()) {
                     Err(e) => ready.push(event(kind, e, 0, false)),
                     Ok(Kind::Stream(conn)) => {
+                        can_wake = true;
                         let r = conn.inbound.readiness();
                         if r.readable {
                             ready.push(event(
@@ -145,6 +153,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                         }
                     }
                     Ok(Kind::Stdin) => {
+                        can_wake = true;
                         let r = wasi.stdin_pipe().readiness();
                         if r.readable {
                             ready.push(event(
@@ -156,6 +165,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                         }
                     }
                     Ok(Kind::Listener(l)) => {
+                        can_wake = true;
                         if l.has_pending() {
                             ready.push(event(kind, Errno::SUCCESS, 1, false));
                         }
@@ -176,12 +186,12 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                         let r = conn.outbound.readiness();
                         if r.writable {
                             let hangup = r.writable_bytes == 0;
-                            ready.push(event(
-                                kind,
-                                Errno::SUCCESS,
-                                r.writable_bytes as u64,
-                                hangup,
-                            ));
+                            let ev = event(kind, Errno::SUCCESS, r.writable_bytes as u64, hangup);
+                            if conn.report_writable() {
+                                ready.push(ev);
+                            } else {
+                                repeated_writable.push(ev);
+                            }
                         }
                     }
                     // A listener never becomes writable.
@@ -194,7 +204,10 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             }
         }
     }
-    if ready.is_empty() {
+    if ready.is_empty() && !repeated_writable.is_empty() && !can_wake {
+        // Only already-reported writable streams: waiting could be forever, so say it again.
+        Outcome::Ready(repeated_writable)
+    } else if ready.is_empty() {
         Outcome::Wait(earliest)
     } else {
         Outcome::Ready(ready)

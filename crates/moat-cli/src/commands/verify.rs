@@ -134,7 +134,10 @@ fn print_identity(id: &KeepIdentity) {
     let expires = i64::try_from(id.not_after)
         .ok()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| id.not_after.to_string());
     let _ = writeln!(out, "not_after:    {expires}");
 }

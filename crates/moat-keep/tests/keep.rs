@@ -331,6 +331,45 @@ fn poll_waits_for_a_connection_and_never_reports_a_listener_writable() {
 }
 
 #[test]
+fn writability_is_reported_once_per_write_attempt() {
+    // Subscriptions: [0] fd_write on the accepted stream (userdata 1), [1] a 30 ms relative
+    // clock (userdata 42). A stream with room is writable; after that has been reported, the
+    // next poll waits (here for the clock) until the guest writes again. tokio/mio guests keep
+    // write interest on every stream, so re-reporting it would make them spin.
+    let wasm = module(
+        r#"(func $poll_once (result i64)
+            (i64.store (i32.const 100) (i64.const 1))
+            (i32.store8 (i32.const 108) (i32.const 2))
+            (i32.store (i32.const 116) (i32.load (i32.const 0)))
+            (i64.store (i32.const 148) (i64.const 42))
+            (i32.store8 (i32.const 156) (i32.const 0))
+            (i32.store (i32.const 164) (i32.const 1))
+            (i64.store (i32.const 172) (i64.const 30000000))
+            (i64.store (i32.const 180) (i64.const 0))
+            (i32.store16 (i32.const 188) (i32.const 0))
+            (if (call $poll (i32.const 100) (i32.const 300) (i32.const 2) (i32.const 400))
+              (then (call $exit (i32.const 20))))
+            (if (i32.ne (i32.load (i32.const 400)) (i32.const 1)) (then (return (i64.const -1))))
+            (i64.load (i32.const 300)))
+          (func (export "_start")
+            (if (call $accept (i32.const 3) (i32.const 0) (i32.const 0)) (then (call $exit (i32.const 10))))
+            (if (i64.ne (call $poll_once) (i64.const 1)) (then (call $exit (i32.const 2))))
+            (if (i64.ne (call $poll_once) (i64.const 42)) (then (call $exit (i32.const 3))))
+            (i32.store (i32.const 24) (i32.const 1024))
+            (i32.store (i32.const 28) (i32.const 1))
+            (if (call $write (i32.load (i32.const 0)) (i32.const 24) (i32.const 1) (i32.const 32))
+              (then (call $exit (i32.const 11))))
+            (if (i64.ne (call $poll_once) (i64.const 1)) (then (call $exit (i32.const 4))))
+            (call $exit (i32.const 0)))"#,
+    );
+    let mut fds = stdio();
+    fds.push(listen(None));
+    let (addr, handle) = start(wasm, spec(fds));
+    let _client = TcpStream::connect(addr.unwrap()).unwrap();
+    assert_eq!(handle.join().unwrap().unwrap().exit_code, 0);
+}
+
+#[test]
 fn poll_with_a_relative_clock_times_out() {
     let wasm = module(
         r#"(func (export "_start")

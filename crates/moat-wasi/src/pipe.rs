@@ -7,7 +7,10 @@
 //!
 //! Wake-ups: the host side of each pipe has its own [`Notify`]; the guest side shares one
 //! Keep-wide [`Notify`] (the guest is a single thread waiting on at most one thing at a time, and
-//! after any wake-up it re-checks what it waits for).
+//! after any wake-up it re-checks what it waits for). A change wakes only the side that can be
+//! waiting for it: data and end-of-stream wake the reader, room wakes the writer only when the
+//! pipe was full. Every wake is a cross-thread hand-off on the request path, so spurious ones
+//! cost throughput.
 
 use std::collections::VecDeque;
 use std::io;
@@ -100,9 +103,13 @@ impl Pipe {
             out[..from_a].copy_from_slice(&a[..from_a]);
             out[from_a..n].copy_from_slice(&b[..n - from_a]);
             if !peek {
+                let was_full = s.buf.len() >= s.cap;
                 s.buf.drain(..n);
                 drop(s);
-                self.wake();
+                // Only a writer waiting for room needs to hear of it.
+                if was_full {
+                    self.host.notify_one();
+                }
             }
             return ReadOutcome::Data(n);
         }
@@ -136,7 +143,8 @@ impl Pipe {
         s.buf.extend(&data[..n]);
         drop(s);
         if n > 0 {
-            self.wake();
+            // The guest wrote: only the host reader is interested.
+            self.host.notify_one();
         }
         WriteOutcome::Written(n)
     }
@@ -202,10 +210,14 @@ impl Pipe {
             {
                 let mut s = self.lock();
                 if !s.buf.is_empty() {
+                    let was_full = s.buf.len() >= s.cap;
                     let n = max.min(s.buf.len());
                     let chunk: Vec<u8> = s.buf.drain(..n).collect();
                     drop(s);
-                    self.wake();
+                    // Only a guest waiting for room needs to hear of it.
+                    if was_full {
+                        self.guest.notify_one();
+                    }
                     return Some(chunk);
                 }
                 if s.write_closed || s.read_closed || s.error.is_some() {
@@ -234,7 +246,8 @@ impl Pipe {
         }
         s.buf.extend(data);
         drop(s);
-        self.wake();
+        // The host wrote: only the guest reader is interested.
+        self.guest.notify_one();
     }
 }
 

@@ -131,9 +131,8 @@ fn print_identity(id: &KeepIdentity) {
     }
     let _ = writeln!(out, "policy:       {}", r.policy);
     let _ = writeln!(out, "verifier:     {}", r.verifier);
-    let expires = i64::try_from(id.not_after)
+    let expires = time::OffsetDateTime::from_unix_timestamp(id.not_after)
         .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()

@@ -295,8 +295,33 @@ enum PipeRef {
     Plain(Arc<Pipe>),
 }
 
-/// Shared body of `fd_read` and `sock_recv`. `out_len` receives the byte count (checked
-/// before anything is consumed, so a bad pointer never loses data).
+/// Shared body of `fd_read`, `sock_recv`, `fd_write` and `sock_send`: check the result
+/// pointer and the iovecs (before anything moves, so a bad pointer never loses data), then run
+/// `step` until it stops asking to wait.
+async fn transfer<T: Send + 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    iovs: i32,
+    iovs_len: i32,
+    out_len: i32,
+    step: impl Fn(&mut MoatWasi, &mut [u8], &[IoVec]) -> Result<Step, Errno>,
+) -> wasmtime::Result<Result<Step, Errno>> {
+    loop {
+        let mem = memory(caller)?;
+        let (bytes, data) = mem.data_and_store_mut(&mut *caller);
+        let wasi = get(data);
+        let result = (|| {
+            abi::range(bytes, out_len as u32, 4)?;
+            let iovs = abi::iovecs(bytes, iovs as u32, iovs_len as u32)?;
+            step(wasi, bytes, &iovs)
+        })();
+        match result {
+            Ok(Step::Wait(notify)) => notify.notified().await,
+            other => return Ok(other),
+        }
+    }
+}
+
 async fn read_common<T: Send + 'static>(
     caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
@@ -306,20 +331,10 @@ async fn read_common<T: Send + 'static>(
     out_len: i32,
     mode: ReadMode,
 ) -> wasmtime::Result<Result<Step, Errno>> {
-    loop {
-        let mem = memory(caller)?;
-        let (bytes, data) = mem.data_and_store_mut(&mut *caller);
-        let wasi = get(data);
-        let step = (|| {
-            abi::range(bytes, out_len as u32, 4)?;
-            let iovs = abi::iovecs(bytes, iovs as u32, iovs_len as u32)?;
-            wasi.read_step(bytes, fd, &iovs, mode)
-        })();
-        match step {
-            Ok(Step::Wait(notify)) => notify.notified().await,
-            other => return Ok(other),
-        }
-    }
+    transfer(caller, get, iovs, iovs_len, out_len, |wasi, bytes, iovs| {
+        wasi.read_step(bytes, fd, iovs, mode)
+    })
+    .await
 }
 
 async fn fd_read<T: Send + 'static>(
@@ -385,7 +400,6 @@ async fn sock_recv<T: Send + 'static>(
     }
 }
 
-/// Shared body of `fd_write` and `sock_send`.
 async fn write_common<T: Send + 'static>(
     caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
@@ -395,20 +409,10 @@ async fn write_common<T: Send + 'static>(
     out_len: i32,
     sockets_only: bool,
 ) -> wasmtime::Result<Result<Step, Errno>> {
-    loop {
-        let mem = memory(caller)?;
-        let (bytes, data) = mem.data_and_store_mut(&mut *caller);
-        let wasi = get(data);
-        let step = (|| {
-            abi::range(bytes, out_len as u32, 4)?;
-            let iovs = abi::iovecs(bytes, iovs as u32, iovs_len as u32)?;
-            wasi.write_step(bytes, fd, &iovs, sockets_only)
-        })();
-        match step {
-            Ok(Step::Wait(notify)) => notify.notified().await,
-            other => return Ok(other),
-        }
-    }
+    transfer(caller, get, iovs, iovs_len, out_len, |wasi, bytes, iovs| {
+        wasi.write_step(bytes, fd, iovs, sockets_only)
+    })
+    .await
 }
 
 async fn fd_write<T: Send + 'static>(

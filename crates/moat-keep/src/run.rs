@@ -50,13 +50,15 @@ struct KeepData {
     limiter: Limiter,
 }
 
-/// [`run`] on a fresh multi-threaded tokio runtime (the workload on one task, socket pumps on
-/// the others).
+/// [`run`] on a fresh current-thread tokio runtime: the workload and its connections' traffic
+/// share this thread, TLS handshakes get their own threads (`moat_wasi::net::HandshakePool`).
 pub fn run_blocking(module: &[u8], spec: RunSpec) -> Result<RunOutcome, KeepError> {
-    // The workload runs on this thread (block_on); TLS handshakes and pumps get one worker per
-    // core. Measured against one worker fewer: same keep-alive throughput, handshakes/s up from
-    // ~0.85 to ~0.94 of native (docs/BENCHMARKS.md).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // A wasm workload is one thread, and every hand-off between it and a socket task on another
+    // thread costs a wake-up on both sides. With the socket work on the workload's own thread
+    // (the workload sends what it writes itself, and the pumps run whenever it waits) keep-alive
+    // requests/s went from ~0.58 to ~0.70 of native and server CPU per request from ~25 to ~20 us
+    // (docs/BENCHMARKS.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("moat-keep")
         .build()

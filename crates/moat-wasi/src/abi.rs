@@ -88,20 +88,43 @@ pub fn total_len(iovs: &[IoVec]) -> usize {
         .fold(0, usize::saturating_add)
 }
 
-/// Copy `data` into the iovecs in order; returns the number of bytes written.
-pub fn scatter(mem: &mut [u8], iovs: &[IoVec], mut data: &[u8]) -> usize {
+/// Copy `data` into the iovecs in order, starting `skip` bytes into them; returns the number
+/// of bytes written.
+pub fn scatter(mem: &mut [u8], iovs: &[IoVec], mut skip: usize, mut data: &[u8]) -> usize {
     let mut done = 0;
     for v in iovs {
         if data.is_empty() {
             break;
         }
-        let n = data.len().min(v.len as usize);
-        let start = v.ptr as usize;
+        let len = v.len as usize;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = data.len().min(len - skip);
+        let start = v.ptr as usize + skip;
         mem[start..start + n].copy_from_slice(&data[..n]);
         data = &data[n..];
         done += n;
+        skip = 0;
     }
     done
+}
+
+/// The iovecs as slices of `mem`, cut off after `max` bytes in all.
+pub fn slices<'m>(mem: &'m [u8], iovs: &[IoVec], max: usize) -> Vec<&'m [u8]> {
+    let mut left = max;
+    let mut out = Vec::with_capacity(iovs.len());
+    for v in iovs {
+        if left == 0 {
+            break;
+        }
+        let n = (v.len as usize).min(left);
+        let start = v.ptr as usize;
+        out.push(&mem[start..start + n]);
+        left -= n;
+    }
+    out
 }
 
 /// Concatenate up to `max` bytes from the iovecs.
@@ -210,10 +233,18 @@ mod tests {
     fn scatter_and_gather_round_trip() {
         let mut mem = [0u8; 32];
         let iovs = [IoVec { ptr: 0, len: 3 }, IoVec { ptr: 10, len: 4 }];
-        assert_eq!(scatter(&mut mem, &iovs, b"hello"), 5);
+        assert_eq!(scatter(&mut mem, &iovs, 0, b"hello"), 5);
         assert_eq!(&mem[0..3], b"hel");
         assert_eq!(&mem[10..12], b"lo");
         assert_eq!(gather(&mem, &iovs, 5), b"hello\0\0"[..5].to_vec());
         assert_eq!(gather(&mem, &iovs, 4), b"hell".to_vec());
+        assert_eq!(slices(&mem, &iovs, 4), [&b"hel"[..], &b"l"[..]]);
+        // A second run continues where the first stopped, across iovec boundaries.
+        assert_eq!(scatter(&mut mem, &iovs, 2, b"XYZ"), 3);
+        assert_eq!(&mem[0..3], b"heX");
+        assert_eq!(&mem[10..13], b"YZ\0");
+        // More data than room: only what fits.
+        assert_eq!(scatter(&mut mem, &iovs, 5, b"12345"), 2);
+        assert_eq!(&mem[10..14], b"YZ12");
     }
 }

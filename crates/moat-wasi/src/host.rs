@@ -28,6 +28,9 @@ use crate::table::{Entry, Kind};
 
 const MODULE: &str = "wasi_snapshot_preview1";
 
+/// `poll_oneoff` calls answered at once, in a row, before the workload yields its thread.
+const POLLS_BEFORE_YIELD: u32 = 16;
+
 /// Largest chunk moved between a pipe and guest memory in one call.
 const MAX_TRANSFER: usize = 256 * 1024;
 
@@ -35,9 +38,20 @@ const MAX_TRANSFER: usize = 256 * 1024;
 pub trait GetWasi<T>: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
 impl<T, F> GetWasi<T> for F where F: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
 
-fn memory<T: 'static>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
+/// The guest's exported memory, looked up by name once per store (a lookup by name on every
+/// call showed up in profiles of busy servers).
+fn memory<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+) -> wasmtime::Result<Memory> {
+    if let Some(memory) = get(caller.data_mut()).memory {
+        return Ok(memory);
+    }
     match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
+        Some(Extern::Memory(m)) => {
+            get(caller.data_mut()).memory = Some(m);
+            Ok(m)
+        }
         _ => wasmtime::bail!("the module does not export a `memory`, which WASI calls need"),
     }
 }
@@ -46,7 +60,7 @@ fn memory<T: 'static>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
 macro_rules! raw_call {
     ($caller:ident, $get:ident, $name:ident ( $($arg:expr),* ) $($await:tt)*) => {{
         let fuel = $caller.as_context_mut().hostcall_fuel();
-        let mem = memory(&mut $caller)?;
+        let mem = memory(&mut $caller, $get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut $caller);
         let wasi = $get(data);
         wasi.p1.set_hostcall_fuel(fuel);
@@ -66,7 +80,7 @@ macro_rules! delegate {
                 Box::new(async move {
                     $(
                         let $fd = {
-                            let mem = memory(&mut caller)?;
+                            let mem = memory(&mut caller, $get)?;
                             let wasi = $get(mem.data_and_store_mut(&mut caller).1);
                             match wasi.table.delegated($fd, $err) {
                                 Ok(inner) => inner,
@@ -171,7 +185,7 @@ struct ReadMode {
 }
 
 impl MoatWasi {
-    fn read_pipe(&mut self, fd: i32, sockets_only: bool) -> Result<(Arc<PipeRef>, bool), Errno> {
+    fn read_pipe(&mut self, fd: i32, sockets_only: bool) -> Result<(PipeRef, bool), Errno> {
         let entry = self.table.get(fd)?.clone();
         if sockets_only && !entry.kind.is_socket() {
             return Err(Errno::NOTSOCK);
@@ -179,12 +193,12 @@ impl MoatWasi {
         let pipe = match entry.kind {
             Kind::Stream(conn) => PipeRef::Inbound(conn),
             Kind::Stdin => PipeRef::Plain(self.stdin_pipe()),
-            Kind::Null => return Ok((Arc::new(PipeRef::Null), entry.nonblock)),
-            Kind::Delegated(inner) => return Ok((Arc::new(PipeRef::Delegated(inner)), false)),
+            Kind::Null => return Ok((PipeRef::Null, entry.nonblock)),
+            Kind::Delegated(inner) => return Ok((PipeRef::Delegated(inner), false)),
             Kind::Listener(_) => return Err(Errno::NOTCONN),
             Kind::Stdout | Kind::Stderr => return Err(Errno::BADF),
         };
-        Ok((Arc::new(pipe), entry.nonblock))
+        Ok((pipe, entry.nonblock))
     }
 
     fn read_step(
@@ -195,7 +209,7 @@ impl MoatWasi {
         mode: ReadMode,
     ) -> Result<Step, Errno> {
         let (pipe, nonblock) = self.read_pipe(fd, mode.sockets_only)?;
-        let pipe: &Pipe = match &*pipe {
+        let pipe: &Pipe = match &pipe {
             PipeRef::Null => return Ok(Step::Done(0)),
             PipeRef::Delegated(inner) => return Ok(Step::Delegate(*inner as i32)),
             PipeRef::Inbound(conn) => &conn.inbound,
@@ -234,9 +248,12 @@ impl MoatWasi {
         want: usize,
         peek: bool,
     ) -> Result<Step, Errno> {
-        let mut buf = vec![0u8; want];
-        match pipe.try_read(&mut buf, peek) {
-            ReadOutcome::Data(n) => Ok(Step::Done(abi::scatter(mem, iovs, &buf[..n]))),
+        let copied = pipe.try_read_with(want, peek, |a, b| {
+            let first = abi::scatter(mem, iovs, 0, a);
+            first + abi::scatter(mem, iovs, first, b)
+        });
+        match copied {
+            ReadOutcome::Data(n) => Ok(Step::Done(n)),
             ReadOutcome::Eof => Ok(Step::Done(0)),
             ReadOutcome::WouldBlock => Ok(Step::Wait(self.guest_notify.clone())),
             ReadOutcome::Failed(kind) => Err(from_io_kind(kind)),
@@ -271,9 +288,12 @@ impl MoatWasi {
             }
             Kind::Stream(conn) => {
                 conn.guest_wrote();
-                let data = abi::gather(mem, iovs, MAX_TRANSFER);
-                match conn.outbound.try_write(&data) {
-                    WriteOutcome::Written(n) => Ok(Step::Done(n)),
+                let parts = abi::slices(mem, iovs, MAX_TRANSFER);
+                match conn.outbound.try_write_parts(&parts) {
+                    WriteOutcome::Written(n) => {
+                        conn.guest_flush();
+                        Ok(Step::Done(n))
+                    }
                     WriteOutcome::WouldBlock if entry.nonblock => Err(Errno::AGAIN),
                     WriteOutcome::WouldBlock => Ok(Step::Wait(self.guest_notify.clone())),
                     WriteOutcome::Closed => Err(Errno::PIPE),
@@ -307,7 +327,7 @@ async fn transfer<T: Send + 'static>(
     step: impl Fn(&mut MoatWasi, &mut [u8], &[IoVec]) -> Result<Step, Errno>,
 ) -> wasmtime::Result<Result<Step, Errno>> {
     loop {
-        let mem = memory(caller)?;
+        let mem = memory(caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut *caller);
         let wasi = get(data);
         let result = (|| {
@@ -351,7 +371,7 @@ async fn fd_read<T: Send + 'static>(
         sockets_only: false,
     };
     match read_common(&mut caller, get, fd, iovs, iovs_len, nread, mode).await? {
-        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, nread, n)?),
+        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, get, nread, n)?),
         Ok(Step::Delegate(inner)) => {
             raw_call!(caller, get, fd_read(inner, iovs, iovs_len, nread).await)
         }
@@ -377,7 +397,7 @@ async fn sock_recv<T: Send + 'static>(
         return Ok(Errno::INVAL.raw());
     }
     {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         if let Err(e) = abi::range(mem.data(&caller), out_flags as u32, 2) {
             return Ok(e.raw());
         }
@@ -389,7 +409,7 @@ async fn sock_recv<T: Send + 'static>(
     };
     match read_common(&mut caller, get, fd, iovs, iovs_len, out_len, mode).await? {
         Ok(Step::Done(n)) => {
-            let mem = memory(&mut caller)?;
+            let mem = memory(&mut caller, get)?;
             let bytes = mem.data_mut(&mut caller);
             let r = abi::write_u32(bytes, out_len as u32, n as u32)
                 .and_then(|()| abi::write_u16(bytes, out_flags as u32, 0));
@@ -424,7 +444,7 @@ async fn fd_write<T: Send + 'static>(
     nwritten: i32,
 ) -> wasmtime::Result<i32> {
     match write_common(&mut caller, get, fd, iovs, iovs_len, nwritten, false).await? {
-        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, nwritten, n)?),
+        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, get, nwritten, n)?),
         Ok(Step::Delegate(inner)) => {
             raw_call!(caller, get, fd_write(inner, iovs, iovs_len, nwritten).await)
         }
@@ -446,7 +466,7 @@ async fn sock_send<T: Send + 'static>(
         return Ok(Errno::NOTSUP.raw());
     }
     match write_common(&mut caller, get, fd, iovs, iovs_len, out_len, true).await? {
-        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, out_len, n)?),
+        Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, get, out_len, n)?),
         Ok(_) => Ok(Errno::NOTSOCK.raw()),
         Err(e) => Ok(e.raw()),
     }
@@ -454,10 +474,11 @@ async fn sock_send<T: Send + 'static>(
 
 fn write_result_u32<T: 'static>(
     caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
     ptr: i32,
     n: usize,
 ) -> wasmtime::Result<i32> {
-    let mem = memory(caller)?;
+    let mem = memory(caller, get)?;
     let value = u32::try_from(n).unwrap_or(u32::MAX);
     Ok(
         match abi::write_u32(mem.data_mut(caller), ptr as u32, value) {
@@ -481,7 +502,7 @@ async fn sock_accept<T: Send + 'static>(
     }
     let new_nonblock = flags as u32 & u32::from(fdflags::NONBLOCK) != 0;
     loop {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         let wasi = get(data);
         let result = (|| {
@@ -524,7 +545,7 @@ async fn sock_shutdown<T: Send + 'static>(
     fd: i32,
     how: i32,
 ) -> wasmtime::Result<i32> {
-    let mem = memory(&mut caller)?;
+    let mem = memory(&mut caller, get)?;
     let wasi = get(mem.data_and_store_mut(&mut caller).1);
     let result = (|| {
         let how = u8::try_from(how).map_err(|_| Errno::INVAL)?;
@@ -556,7 +577,7 @@ async fn fd_close<T: Send + 'static>(
     fd: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
         match wasi.table.remove(fd) {
             Ok(entry) => match close_own(entry) {
@@ -588,7 +609,7 @@ async fn fd_renumber<T: Send + 'static>(
     to: i32,
 ) -> wasmtime::Result<i32> {
     let displaced = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
         if let Err(e) = wasi.table.get(from).and_then(|_| wasi.table.get(to)) {
             return Ok(e.raw());
@@ -668,7 +689,7 @@ async fn fd_fdstat_get<T: Send + 'static>(
     out: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         let entry = match get(data).table.get(fd) {
             Ok(e) => e.clone(),
@@ -698,7 +719,7 @@ async fn fd_fdstat_set_flags<T: Send + 'static>(
     flags: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
         let entry = match wasi.table.get_mut(fd) {
             Ok(e) => e,
@@ -737,7 +758,7 @@ async fn fd_filestat_get<T: Send + 'static>(
     out: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         let entry = match get(data).table.get(fd) {
             Ok(e) => e.clone(),
@@ -765,7 +786,7 @@ async fn fd_prestat_get<T: Send + 'static>(
     out: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         match get(data).table.get(fd).map(|e| e.kind.clone()) {
             Ok(Kind::Delegated(inner)) => inner as i32,
@@ -792,7 +813,7 @@ async fn fd_prestat_dir_name<T: Send + 'static>(
     path_len: i32,
 ) -> wasmtime::Result<i32> {
     let inner = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
         match wasi.table.delegated(fd, Errno::NOTDIR) {
             Ok(inner) => inner,
@@ -817,7 +838,7 @@ async fn path_open<T: Send + 'static>(
     out: i32,
 ) -> wasmtime::Result<i32> {
     let inner_dir = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let wasi = get(mem.data_and_store_mut(&mut caller).1);
         match wasi.table.delegated(dirfd, Errno::NOTDIR) {
             Ok(inner) => inner,
@@ -844,7 +865,7 @@ async fn path_open<T: Send + 'static>(
         return Ok(errno);
     }
     // wasmtime-wasi wrote its own fd number; give the guest one from Moat's table instead.
-    let mem = memory(&mut caller)?;
+    let mem = memory(&mut caller, get)?;
     let (bytes, data) = mem.data_and_store_mut(&mut caller);
     let wasi = get(data);
     let inner = match abi::read_u32(bytes, out as u32) {
@@ -889,7 +910,7 @@ async fn clock_time_get<T: Send + 'static>(
     _precision: i64,
     out: i32,
 ) -> wasmtime::Result<i32> {
-    let mem = memory(&mut caller)?;
+    let mem = memory(&mut caller, get)?;
     let (bytes, data) = mem.data_and_store_mut(&mut caller);
     let r = get(data)
         .clock_now(id as u32)
@@ -903,7 +924,7 @@ async fn clock_res_get<T: Send + 'static>(
     id: i32,
     out: i32,
 ) -> wasmtime::Result<i32> {
-    let mem = memory(&mut caller)?;
+    let mem = memory(&mut caller, get)?;
     let (bytes, data) = mem.data_and_store_mut(&mut caller);
     let r = get(data)
         .clock_now(id as u32)
@@ -920,7 +941,7 @@ async fn poll_oneoff<T: Send + 'static>(
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     let parsed = {
-        let mem = memory(&mut caller)?;
+        let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         crate::poll::parse(
             get(data),
@@ -937,15 +958,26 @@ async fn poll_oneoff<T: Send + 'static>(
     };
     loop {
         let wait = {
-            let mem = memory(&mut caller)?;
+            let mem = memory(&mut caller, get)?;
             let (bytes, data) = mem.data_and_store_mut(&mut caller);
             let wasi = get(data);
             match crate::poll::check(wasi, &subscriptions) {
                 crate::poll::Outcome::Ready(ready) => {
                     let r = crate::poll::write_events(bytes, events as u32, nevents as u32, &ready);
+                    wasi.polls_without_wait += 1;
+                    if wasi.polls_without_wait >= POLLS_BEFORE_YIELD {
+                        wasi.polls_without_wait = 0;
+                        // Socket tasks share the workload's thread and run only while it
+                        // waits; a workload that always finds something ready lets them run
+                        // here, so reads keep arriving.
+                        tokio::task::yield_now().await;
+                    }
                     return Ok(r.err().unwrap_or(Errno::SUCCESS).raw());
                 }
-                crate::poll::Outcome::Wait(deadline) => (wasi.guest_notify.clone(), deadline),
+                crate::poll::Outcome::Wait(deadline) => {
+                    wasi.polls_without_wait = 0;
+                    (wasi.guest_notify.clone(), deadline)
+                }
             }
         };
         let (notify, deadline) = wait;

@@ -23,6 +23,7 @@ pub mod net;
 mod pipe;
 mod poll;
 mod table;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +98,8 @@ pub enum WasiError {
     },
     #[error("the WASI layer must be created inside a tokio runtime")]
     NoRuntime,
+    #[error("cannot start the TLS handshake threads: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// A listener as bound on the host (useful when the config asked for port 0).
@@ -118,6 +121,12 @@ pub struct MoatWasi {
     /// Origin of the guest's monotonic clock.
     pub(crate) epoch: Instant,
     listeners: Vec<BoundListener>,
+    /// The guest's memory export, cached by the host calls (see `host::memory`).
+    pub(crate) memory: Option<wasmtime::Memory>,
+    /// `poll_oneoff` calls in a row that found something ready (see `host::poll_oneoff`).
+    pub(crate) polls_without_wait: u32,
+    /// Kept alive as long as the listeners that use it.
+    _handshake_pool: Option<net::HandshakePool>,
 }
 
 impl std::fmt::Debug for MoatWasi {
@@ -160,6 +169,15 @@ impl MoatWasi {
         let mut listeners = Vec::new();
         let fd_count = u32::try_from(spec.fds.len()).unwrap_or(u32::MAX);
         let _guard = handle.enter();
+        let has_tls_listener = spec
+            .fds
+            .iter()
+            .any(|fd| matches!(fd, FdSpec::Listen { tls: Some(_), .. }));
+        let handshake_pool = if has_tls_listener {
+            Some(net::HandshakePool::new().map_err(WasiError::Runtime)?)
+        } else {
+            None
+        };
         for (i, fd) in spec.fds.into_iter().enumerate() {
             let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
             let kind = match fd {
@@ -183,6 +201,10 @@ impl MoatWasi {
                     let socket =
                         tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
                     let is_tls = tls.is_some();
+                    let tls = tls.map(|config| {
+                        let pool = handshake_pool.as_ref().map(net::HandshakePool::handle);
+                        (config, pool.unwrap_or_else(|| handle.clone()))
+                    });
                     let listener = net::Listener::start(
                         name.clone(),
                         socket,
@@ -214,7 +236,10 @@ impl MoatWasi {
             guest_notify,
             stdin: None,
             epoch: Instant::now(),
+            memory: None,
+            polls_without_wait: 0,
             listeners,
+            _handshake_pool: handshake_pool,
         })
     }
 

@@ -11,21 +11,23 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::pipe::Pipe;
+use crate::wire::{Flushed, IO_CHUNK, Received, Wire};
 
 /// Bytes buffered per direction per connection.
 pub const PIPE_CAPACITY: usize = 256 * 1024;
-/// Largest single read from or write to the network.
-const IO_CHUNK: usize = 16 * 1024;
+/// Plaintext the guest's thread sends itself per write before handing the rest to the pump:
+/// enough for any request/response exchange, small enough that bulk transfers still get
+/// their encryption done on a host worker alongside the guest.
+const GUEST_FLUSH_BUDGET: usize = 64 * 1024;
 /// How long the host keeps flushing a connection the guest already closed.
 const LINGER: Duration = Duration::from_secs(10);
 
@@ -53,6 +55,46 @@ impl Default for ListenLimits {
     }
 }
 
+/// Threads for TLS handshakes, apart from the workload's thread.
+///
+/// A Keep runs the workload and its established connections on one thread (no cross-thread
+/// hand-off per request), but a handshake costs a few hundred microseconds of public-key work:
+/// on that thread, a burst of new clients would take the workload's time. So each accepted
+/// socket moves here for its handshake and back for its traffic.
+#[derive(Debug)]
+pub struct HandshakePool {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl HandshakePool {
+    /// One worker per core.
+    pub fn new() -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("moat-tls")
+            .build()?;
+        Ok(HandshakePool {
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        match &self.runtime {
+            Some(runtime) => runtime.handle().clone(),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
+    }
+}
+
+impl Drop for HandshakePool {
+    fn drop(&mut self) {
+        // Dropped from inside the Keep's runtime, where a blocking shutdown would panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Both directions of one connection as the guest sees them.
 #[derive(Debug)]
 pub struct Connection {
@@ -64,6 +106,8 @@ pub struct Connection {
     /// `poll_oneoff` told the guest this stream is writable and the guest has not written
     /// since. See [`Connection::report_writable`].
     write_reported: std::sync::atomic::AtomicBool,
+    /// The socket, once connected (and past the TLS handshake for listeners).
+    wire: OnceLock<Arc<Wire>>,
     /// Released when the last reference (guest fd or pump) goes away.
     _permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -80,6 +124,7 @@ impl Connection {
             peer,
             guest_closed: watch::channel(false).0,
             write_reported: std::sync::atomic::AtomicBool::new(false),
+            wire: OnceLock::new(),
             _permit: Mutex::new(permit),
         })
     }
@@ -110,6 +155,24 @@ impl Connection {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// After a guest write: send it on from the guest's thread if the socket takes it now, else
+    /// (socket full, still connecting, or a large write) leave it to the pump.
+    pub fn guest_flush(&self) {
+        let Some(wire) = self.wire.get() else {
+            self.outbound.notify_host();
+            return;
+        };
+
+        match wire.flush(&self.outbound, GUEST_FLUSH_BUDGET) {
+            Ok(Flushed::Drained) => {}
+            Ok(Flushed::Blocked | Flushed::Budget | Flushed::Ended) => self.outbound.notify_host(),
+            Err(e) => {
+                tracing::debug!(peer = ?self.peer, error = %e, "connection write failed");
+                self.outbound.fail(e.kind());
+            }
+        }
+    }
+
     /// A failure before or during the connection: every later guest operation reports it.
     pub fn fail(&self, kind: io::ErrorKind) {
         self.inbound.fail(kind);
@@ -117,14 +180,12 @@ impl Connection {
     }
 }
 
-/// Copy between `stream` and the connection's pipes until both directions end (or the guest
-/// closed and the linger time ran out). Shutting down the write half sends TLS close_notify
-/// (for TLS streams) and then a TCP FIN.
-pub async fn pump<S>(stream: S, conn: Arc<Connection>)
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut rd, mut wr) = tokio::io::split(stream);
+/// Move bytes between `wire` and the connection's pipes until both directions end (or the
+/// guest closed and the linger time ran out). The end of the outbound direction sends TLS
+/// close_notify (for TLS streams) and then a TCP FIN.
+pub async fn pump(wire: Arc<Wire>, conn: Arc<Connection>) {
+    // From here on the guest's thread sends what it writes itself (see `guest_flush`).
+    let _ = conn.wire.set(wire.clone());
     let inbound = async {
         let mut buf = vec![0u8; IO_CHUNK];
         loop {
@@ -132,19 +193,24 @@ where
                 Some(room) => room.min(IO_CHUNK),
                 None => return,
             };
-            let read = tokio::select! {
-                r = rd.read(&mut buf[..room]) => r,
-                () = wait_reader_gone(&conn.inbound) => return,
-            };
-            match read {
-                Ok(0) => {
-                    conn.inbound.close_write();
-                    return;
+            let received = wire.receive(&mut buf[..room]);
+            if let Ok((_, true)) = received {
+                // Session records of its own (tickets, key updates): the outbound side sends them.
+                conn.outbound.notify_host();
+            }
+            match received {
+                Ok((Received::Data(n), _)) => conn.inbound.host_push(&buf[..n]),
+                Ok((Received::WouldBlock, _)) => {
+                    let ready = tokio::select! {
+                        r = wire.readable() => r,
+                        () = wait_reader_gone(&conn.inbound) => return,
+                    };
+                    if let Err(e) = ready {
+                        conn.inbound.fail(e.kind());
+                        return;
+                    }
                 }
-                Ok(n) => conn.inbound.host_push(&buf[..n]),
-                // A peer that closes TCP without close_notify: treat as end of stream, as
-                // HTTP/1.1 servers do; the guest sees EOF either way.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Ok((Received::Eof, _)) => {
                     conn.inbound.close_write();
                     return;
                 }
@@ -157,18 +223,30 @@ where
         }
     };
     let outbound = async {
-        while let Some(chunk) = conn.outbound.host_take(IO_CHUNK).await {
-            let sent = async {
-                wr.write_all(&chunk).await?;
-                wr.flush().await
-            };
-            if let Err(e) = sent.await {
-                tracing::debug!(peer = ?conn.peer, error = %e, "connection write failed");
-                conn.outbound.fail(e.kind());
-                return;
+        let mut closing = false;
+        loop {
+            match wire.flush(&conn.outbound, usize::MAX) {
+                Ok(Flushed::Blocked) => {
+                    if let Err(e) = wire.writable().await {
+                        conn.outbound.fail(e.kind());
+                        return;
+                    }
+                }
+                Ok(Flushed::Drained | Flushed::Budget) => conn.outbound.host_changed().await,
+                Ok(Flushed::Ended) if !closing => {
+                    // Everything the guest wrote is out: close_notify goes out on the next turn.
+                    wire.close_notify();
+                    closing = true;
+                }
+                Ok(Flushed::Ended) => break,
+                Err(e) => {
+                    tracing::debug!(peer = ?conn.peer, error = %e, "connection write failed");
+                    conn.outbound.fail(e.kind());
+                    return;
+                }
             }
         }
-        let _ = wr.shutdown().await;
+        wire.shutdown_write();
     };
     let linger = async {
         let mut closed = conn.guest_closed.subscribe();
@@ -203,11 +281,12 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Start accepting on an already bound socket. `tls = None` means plain TCP.
+    /// Start accepting on an already bound socket. `tls = None` means plain TCP; TLS
+    /// handshakes run on `handshakes` (see [`HandshakePool`]).
     pub fn start(
         name: String,
         socket: TcpListener,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<(Arc<rustls::ServerConfig>, tokio::runtime::Handle)>,
         limits: ListenLimits,
         guest: Arc<Notify>,
     ) -> io::Result<Self> {
@@ -243,14 +322,14 @@ impl Listener {
 async fn accept_loop(
     name: String,
     socket: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<(Arc<rustls::ServerConfig>, tokio::runtime::Handle)>,
     limits: ListenLimits,
     backlog: mpsc::Sender<Arc<Connection>>,
     guest: Arc<Notify>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let acceptor = tls.map(|(config, pool)| (tokio_rustls::TlsAcceptor::from(config), pool));
     let warned = AtomicBool::new(false);
     loop {
         if connections.available_permits() == 0 && !warned.swap(true, Ordering::Relaxed) {
@@ -283,26 +362,24 @@ async fn accept_loop(
         let name = name.clone();
         tokio::spawn(async move {
             let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
-            match acceptor {
-                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        drop(hs_permit);
-                        tokio::spawn(pump(stream, conn.clone()));
+            let wire = match acceptor {
+                Some((acceptor, pool)) => {
+                    let handshake = handshake_elsewhere(tcp, acceptor, timeout, &pool).await;
+                    drop(hs_permit);
+                    match handshake {
+                        Ok(wire) => wire,
+                        Err(e) => {
+                            tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
                     }
-                    Ok(Err(e)) => {
-                        tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(listener = %name, %peer, "TLS handshake timed out");
-                        return;
-                    }
-                },
+                }
                 None => {
                     drop(hs_permit);
-                    tokio::spawn(pump(tcp, conn.clone()));
+                    Wire::plain(tcp)
                 }
-            }
+            };
+            tokio::spawn(pump(Arc::new(wire), conn.clone()));
             if backlog.send(conn.clone()).await.is_ok() {
                 guest.notify_one();
             } else {
@@ -310,6 +387,31 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Run the server side of a TLS handshake on `pool`, with a deadline, and bring the socket back
+/// to the calling runtime for its traffic.
+async fn handshake_elsewhere(
+    tcp: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+    pool: &tokio::runtime::Handle,
+) -> io::Result<Wire> {
+    // A tokio socket belongs to the reactor it was registered with: leave this one, join the
+    // pool's, and the reverse afterwards.
+    let std_tcp = tcp.into_std()?;
+    let handshake = pool.spawn(async move {
+        let tcp = TcpStream::from_std(std_tcp)?;
+        let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        let (tcp, session) = stream.into_inner();
+        Ok::<_, io::Error>((tcp.into_std()?, session))
+    });
+    let (std_tcp, session) = handshake
+        .await
+        .map_err(|e| io::Error::other(format!("handshake task ended: {e}")))??;
+    Ok(Wire::tls(TcpStream::from_std(std_tcp)?, session.into()))
 }
 
 /// Where an outgoing connection goes and how.
@@ -355,7 +457,7 @@ async fn connect_and_pump(target: &ConnectTarget, conn: Arc<Connection>) -> io::
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     let _ = tcp.set_nodelay(true);
     match &target.tls {
-        None => pump(tcp, conn).await,
+        None => pump(Arc::new(Wire::plain(tcp)), conn).await,
         Some(config) => {
             let sni = target.server_name.as_deref().unwrap_or(host);
             let name = ServerName::try_from(sni.to_string())
@@ -366,7 +468,8 @@ async fn connect_and_pump(target: &ConnectTarget, conn: Arc<Connection>) -> io::
                 .map_err(|_| {
                     io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                 })??;
-            pump(stream, conn).await
+            let (tcp, session) = stream.into_inner();
+            pump(Arc::new(Wire::tls(tcp, session.into())), conn).await
         }
     }
     Ok(())

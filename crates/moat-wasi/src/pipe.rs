@@ -9,8 +9,9 @@
 //! Keep-wide [`Notify`] (the guest is a single thread waiting on at most one thing at a time, and
 //! after any wake-up it re-checks what it waits for). A change wakes only the side that can be
 //! waiting for it: data and end-of-stream wake the reader, room wakes the writer only when the
-//! pipe was full. Every wake is a cross-thread hand-off on the request path, so spurious ones
-//! cost throughput.
+//! pipe was full, and a guest's write wakes nobody by itself (the guest's thread usually sends
+//! the bytes on at once; see `net::Connection::guest_flush`). Every wake is a cross-thread
+//! hand-off on the request path, so spurious ones cost throughput.
 
 use std::collections::VecDeque;
 use std::io;
@@ -57,6 +58,16 @@ pub enum WriteOutcome {
     Failed(io::ErrorKind),
 }
 
+/// Result of [`Pipe::host_take_now`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Moved(usize),
+    /// Nothing buffered; more may come.
+    Empty,
+    /// Nothing buffered and nothing more will come (closed for writing, or failed).
+    Ended,
+}
+
 /// What `poll_oneoff` needs to know about one direction.
 #[derive(Debug, Clone, Copy)]
 pub struct Readiness {
@@ -95,13 +106,28 @@ impl Pipe {
 
     /// Take up to `out.len()` bytes (or copy them, with `peek`).
     pub fn try_read(&self, out: &mut [u8], peek: bool) -> ReadOutcome {
+        self.try_read_with(out.len(), peek, |a, b| {
+            out[..a.len()].copy_from_slice(a);
+            out[a.len()..a.len() + b.len()].copy_from_slice(b);
+            a.len() + b.len()
+        })
+    }
+
+    /// Take up to `max` bytes (or copy them, with `peek`), handing them to `copy` as the two
+    /// runs the ring buffer holds them in; `copy` returns how many it kept (all of them, unless
+    /// it ran out of room). Lets a read land straight in guest memory.
+    pub fn try_read_with(
+        &self,
+        max: usize,
+        peek: bool,
+        copy: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> ReadOutcome {
         let mut s = self.lock();
         if !s.buf.is_empty() {
-            let n = out.len().min(s.buf.len());
+            let n = max.min(s.buf.len());
             let (a, b) = s.buf.as_slices();
             let from_a = n.min(a.len());
-            out[..from_a].copy_from_slice(&a[..from_a]);
-            out[from_a..n].copy_from_slice(&b[..n - from_a]);
+            let n = copy(&a[..from_a], &b[..n - from_a]).min(n);
             if !peek {
                 let was_full = s.buf.len() >= s.cap;
                 s.buf.drain(..n);
@@ -122,8 +148,14 @@ impl Pipe {
         ReadOutcome::WouldBlock
     }
 
-    /// Append as much of `data` as fits.
+    /// Append as much of `data` as fits. Wakes nobody: the caller either sends the bytes on
+    /// itself ([`crate::net::Connection::guest_flush`]) or calls [`Pipe::notify_host`].
     pub fn try_write(&self, data: &[u8]) -> WriteOutcome {
+        self.try_write_parts(&[data])
+    }
+
+    /// [`Pipe::try_write`] of the concatenation of `parts` (a guest's iovecs, copied once).
+    pub fn try_write_parts(&self, parts: &[&[u8]]) -> WriteOutcome {
         let mut s = self.lock();
         if let Some(kind) = s.error {
             return WriteOutcome::Failed(kind);
@@ -132,21 +164,27 @@ impl Pipe {
             return WriteOutcome::Closed;
         }
         let room = s.cap.saturating_sub(s.buf.len());
+        let total: usize = parts.iter().map(|p| p.len()).sum();
         if room == 0 {
-            return if data.is_empty() {
+            return if total == 0 {
                 WriteOutcome::Written(0)
             } else {
                 WriteOutcome::WouldBlock
             };
         }
-        let n = room.min(data.len());
-        s.buf.extend(&data[..n]);
-        drop(s);
-        if n > 0 {
-            // The guest wrote: only the host reader is interested.
-            self.host.notify_one();
+        let mut left = room.min(total);
+        let n = left;
+        for part in parts {
+            let take = left.min(part.len());
+            s.buf.extend(&part[..take]);
+            left -= take;
         }
         WriteOutcome::Written(n)
+    }
+
+    /// Wake the host side (it re-checks the pipe).
+    pub fn notify_host(&self) {
+        self.host.notify_one();
     }
 
     /// Free space for the host writer (0 when the reader is gone: the writer should stop).
@@ -203,29 +241,31 @@ impl Pipe {
         self.host.notified().await
     }
 
-    /// Host side: take up to `max` buffered bytes; `None` at end (closed for writing and
-    /// drained, or failed).
-    pub async fn host_take(&self, max: usize) -> Option<Vec<u8>> {
-        loop {
-            {
-                let mut s = self.lock();
-                if !s.buf.is_empty() {
-                    let was_full = s.buf.len() >= s.cap;
-                    let n = max.min(s.buf.len());
-                    let chunk: Vec<u8> = s.buf.drain(..n).collect();
-                    drop(s);
-                    // Only a guest waiting for room needs to hear of it.
-                    if was_full {
-                        self.guest.notify_one();
-                    }
-                    return Some(chunk);
-                }
-                if s.write_closed || s.read_closed || s.error.is_some() {
-                    return None;
-                }
-            }
-            self.host.notified().await;
+    /// Host side, without waiting: offer up to `max` buffered bytes (one contiguous run) to
+    /// `sink`, which says how many it took; those leave the pipe.
+    pub fn host_take_now(
+        &self,
+        max: usize,
+        sink: impl FnOnce(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<Taken> {
+        let mut s = self.lock();
+        if s.buf.is_empty() {
+            return Ok(if s.write_closed || s.read_closed || s.error.is_some() {
+                Taken::Ended
+            } else {
+                Taken::Empty
+            });
         }
+        let was_full = s.buf.len() >= s.cap;
+        let (front, _) = s.buf.as_slices();
+        let n = sink(&front[..max.min(front.len())])?;
+        s.buf.drain(..n);
+        drop(s);
+        // Only a guest waiting for room needs to hear of it.
+        if was_full && n > 0 {
+            self.guest.notify_one();
+        }
+        Ok(Taken::Moved(n))
     }
 
     /// Host side: wait until there is room (`Some(room)`) or the reader is gone (`None`).
@@ -296,5 +336,43 @@ mod tests {
         p.close_read();
         assert_eq!(p.room(), None);
         assert_eq!(p.try_write(b"c"), WriteOutcome::Closed);
+    }
+
+    #[test]
+    fn host_take_now_hands_over_what_the_sink_keeps() {
+        let p = pipe(8);
+        assert_eq!(p.host_take_now(4, |_| Ok(0)).unwrap(), Taken::Empty);
+        assert_eq!(
+            p.try_write_parts(&[b"ab", b"cdef"]),
+            WriteOutcome::Written(6)
+        );
+        // The sink sees at most `max` bytes and keeps only part of them.
+        let taken = p.host_take_now(4, |chunk| {
+            assert_eq!(chunk, b"abcd");
+            Ok(3)
+        });
+        assert_eq!(taken.unwrap(), Taken::Moved(3));
+        // A sink that fails (a full socket) loses nothing.
+        let blocked = p.host_take_now(16, |_| Err(io::ErrorKind::WouldBlock.into()));
+        assert_eq!(blocked.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let mut out = [0u8; 8];
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(3));
+        assert_eq!(&out[..3], b"def");
+        p.close_write();
+        assert_eq!(p.host_take_now(4, |_| Ok(0)).unwrap(), Taken::Ended);
+    }
+
+    #[test]
+    fn vectored_writes_stop_at_capacity() {
+        let p = pipe(5);
+        assert_eq!(
+            p.try_write_parts(&[b"abc", b"defg"]),
+            WriteOutcome::Written(5)
+        );
+        assert_eq!(p.try_write_parts(&[b"", b"x"]), WriteOutcome::WouldBlock);
+        assert_eq!(p.try_write_parts(&[]), WriteOutcome::Written(0));
+        let mut out = [0u8; 8];
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(5));
+        assert_eq!(&out[..5], b"abcde");
     }
 }

@@ -138,7 +138,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             What::BadClock(e) => ready.push(event(eventtype::CLOCK, e, 0, false)),
             What::Read(fd) => {
                 let kind = eventtype::FD_READ;
-                match wasi.table.get(fd).map(|e| e.kind.clone()) {
+                match wasi.table.get(fd).map(|e| &e.kind) {
                     Err(e) => ready.push(event(kind, e, 0, false)),
                     Ok(Kind::Stream(conn)) => {
                         can_wake = true;
@@ -180,7 +180,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             }
             What::Write(fd) => {
                 let kind = eventtype::FD_WRITE;
-                match wasi.table.get(fd).map(|e| e.kind.clone()) {
+                match wasi.table.get(fd).map(|e| &e.kind) {
                     Err(e) => ready.push(event(kind, e, 0, false)),
                     Ok(Kind::Stream(conn)) => {
                         let r = conn.outbound.readiness();

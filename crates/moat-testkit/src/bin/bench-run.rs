@@ -127,6 +127,8 @@ fn serve_native(port: u16) {
 
 struct Figures {
     requests_per_s: f64,
+    /// Server CPU time (user + system, all threads) per keep-alive request.
+    cpu_us_per_request: f64,
     handshakes_per_s: f64,
     errors: u64,
 }
@@ -162,14 +164,17 @@ fn run_benchmark(options: &Options) {
     let mut native_runs = Vec::new();
     for round in 0..options.rounds {
         eprintln!("round {} of {}", round + 1, options.rounds);
-        for (name, port, runs) in [
-            ("native", native_port, &mut native_runs),
-            ("moat", moat_port, &mut moat_runs),
+        for (name, port, pid, runs) in [
+            ("native", native_port, native.id(), &mut native_runs),
+            ("moat", moat_port, keep.id(), &mut moat_runs),
         ] {
-            let figures = runtime.block_on(measure(net::local(port), config.clone(), options));
+            let figures = runtime.block_on(measure(net::local(port), pid, config.clone(), options));
             eprintln!(
-                "  {name}: {:.0} req/s, {:.0} handshakes/s, {} errors",
-                figures.requests_per_s, figures.handshakes_per_s, figures.errors
+                "  {name}: {:.0} req/s ({:.1} us server CPU each), {:.0} handshakes/s, {} errors",
+                figures.requests_per_s,
+                figures.cpu_us_per_request,
+                figures.handshakes_per_s,
+                figures.errors
             );
             runs.push(figures);
         }
@@ -184,18 +189,26 @@ fn run_benchmark(options: &Options) {
     let native_rps = best(&native_runs, |f| f.requests_per_s);
     let moat_hs = best(&moat_runs, |f| f.handshakes_per_s);
     let native_hs = best(&native_runs, |f| f.handshakes_per_s);
+    let least = |runs: &[Figures]| {
+        runs.iter()
+            .map(|f| f.cpu_us_per_request)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (moat_cpu, native_cpu) = (least(&moat_runs), least(&native_runs));
     let errors: u64 = moat_runs.iter().chain(&native_runs).map(|f| f.errors).sum();
     println!(
         "| measure | moat run (wasm) | native tokio + rustls | ratio | target |\n\
          |---|---|---|---|---|\n\
          | HTTP/1.1 keep-alive requests/s over TLS ({} conns, {} B bodies) | {moat_rps:.0} | {native_rps:.0} | {:.2} | >= 0.8 |\n\
          | new TLS handshakes/s (one request each, no resumption) | {moat_hs:.0} | {native_hs:.0} | {:.2} | >= 0.9 |\n\
+         | server CPU per keep-alive request (user + system, all threads; native/moat) | {moat_cpu:.1} us | {native_cpu:.1} us | {:.2} | |\n\
          | start, cold compile cache (`hello.wasm`) | {:.0} ms | | | |\n\
          | start, warm compile cache (`hello.wasm`) | {:.0} ms | | | tens of ms |",
         options.connections,
         options.body,
         moat_rps / native_rps,
         moat_hs / native_hs,
+        native_cpu / moat_cpu,
         cold.as_secs_f64() * 1000.0,
         warm.as_secs_f64() * 1000.0,
     );
@@ -208,6 +221,7 @@ fn run_benchmark(options: &Options) {
 /// Requests/s over keep-alive connections, then handshakes/s with fresh connections.
 async fn measure(
     addr: SocketAddr,
+    server_pid: u32,
     config: Arc<rustls::ClientConfig>,
     options: &Options,
 ) -> Figures {
@@ -242,10 +256,23 @@ async fn measure(
             })
         })
         .collect();
+    // Start counting once every connection is up, so handshakes do not count as request work.
+    while requests.load(Ordering::Relaxed) < options.connections as u64
+        && errors.load(Ordering::Relaxed) == 0
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu_before = process_cpu(server_pid);
+    let done_before = requests.load(Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(duration).await;
-    let done = requests.load(Ordering::Relaxed);
+    let done = requests.load(Ordering::Relaxed) - done_before;
     let elapsed = started.elapsed();
+    let cpu_us_per_request = process_cpu(server_pid)
+        .saturating_sub(cpu_before)
+        .as_secs_f64()
+        * 1e6
+        / done.max(1) as f64;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -290,9 +317,29 @@ async fn measure(
     }
     Figures {
         requests_per_s,
+        cpu_us_per_request,
         handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
         errors: errors.load(Ordering::Relaxed),
     }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
+/// that is missing: the figure is informative, not part of the ratio).
+fn process_cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+    Duration::from_millis(ticks * 10)
 }
 
 /// One request with `body`; reads the whole response (checking the echoed length).

@@ -1,0 +1,211 @@
+//! The network side of one connection: its TCP socket and, for TLS sockets, the rustls session,
+//! driven without ever waiting so that either thread can move bytes.
+//!
+//! The host's pump task owns the waiting (socket readiness, pipe changes, linger). The guest's
+//! thread, right after it writes, encrypts and sends what it wrote itself when the socket takes
+//! it ([`Wire::flush`]); only when the socket is full does it hand the rest to the pump. That
+//! keeps one cross-thread wake-up off every response (the pump would otherwise be woken to send
+//! a few hundred bytes), and it cannot stall the workload: every socket call here is
+//! non-blocking, and the lock is only held across such calls and rustls's record work.
+
+use std::io::{self, Read as _, Write as _};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::net::TcpStream;
+
+use crate::pipe::{Pipe, Taken};
+
+/// How far a [`Wire::flush`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything the pipe held is on the socket (or in the kernel's send buffer).
+    Drained,
+    /// The socket is full: the rest waits for it to become writable.
+    Blocked,
+    /// The byte budget ran out with data possibly left in the pipe.
+    Budget,
+    /// The pipe is closed for writing and everything was sent.
+    Ended,
+}
+
+/// What [`Wire::receive`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// `n` bytes of plaintext in the caller's buffer.
+    Data(usize),
+    /// Nothing until the socket is readable again.
+    WouldBlock,
+    /// The peer finished (close_notify, or a TCP FIN without one).
+    Eof,
+}
+
+/// One connection's socket, plain or under TLS.
+#[derive(Debug)]
+pub struct Wire {
+    tcp: TcpStream,
+    session: Mutex<Option<rustls::Connection>>,
+}
+
+impl Wire {
+    pub fn plain(tcp: TcpStream) -> Self {
+        Wire {
+            tcp,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// A socket whose TLS handshake already finished (or, for a client, at least started).
+    pub fn tls(tcp: TcpStream, session: rustls::Connection) -> Self {
+        Wire {
+            tcp,
+            session: Mutex::new(Some(session)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<rustls::Connection>> {
+        // Poisoning means a panic mid-record; rustls then reports its own state errors.
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Send what `pipe` holds until it is empty, the socket is full, or `budget` bytes of
+    /// plaintext have moved. Never waits.
+    pub fn flush(&self, pipe: &Pipe, budget: usize) -> io::Result<Flushed> {
+        let mut session = self.lock();
+        let mut moved = 0usize;
+        loop {
+            if let Some(tls) = session.as_mut()
+                && send_records(tls, &self.tcp)? == Sent::Blocked
+            {
+                return Ok(Flushed::Blocked);
+            }
+            if moved >= budget {
+                return Ok(Flushed::Budget);
+            }
+            let taken = pipe.host_take_now(IO_CHUNK, |chunk| match session.as_mut() {
+                // rustls takes what fits under its buffer limit; the records go out on the
+                // next turn of the loop.
+                Some(tls) => tls.writer().write(chunk),
+                None => self.tcp.try_write(chunk),
+            });
+            match taken {
+                Ok(Taken::Moved(n)) => moved += n,
+                Ok(Taken::Empty) => return Ok(Flushed::Drained),
+                Ok(Taken::Ended) => return Ok(Flushed::Ended),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Queue TLS close_notify (the next [`Wire::flush`] sends it).
+    pub fn close_notify(&self) {
+        if let Some(tls) = self.lock().as_mut() {
+            tls.send_close_notify();
+        }
+    }
+
+    /// Send a TCP FIN.
+    pub fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Read up to `buf.len()` bytes of plaintext. Never waits. The second value says whether
+    /// the session now has records of its own to send (TLS 1.3 tickets, key updates, alerts).
+    pub fn receive(&self, buf: &mut [u8]) -> io::Result<(Received, bool)> {
+        let mut session = self.lock();
+        let Some(tls) = session.as_mut() else {
+            return match self.tcp.try_read(buf) {
+                Ok(0) => Ok((Received::Eof, false)),
+                Ok(n) => Ok((Received::Data(n), false)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    Ok((Received::WouldBlock, false))
+                }
+                Err(e) => Err(e),
+            };
+        };
+        let mut seen_eof = false;
+        loop {
+            match tls.reader().read(buf) {
+                Ok(0) => return Ok((Received::Eof, tls.wants_write())),
+                Ok(n) => return Ok((Received::Data(n), tls.wants_write())),
+                // A peer that closes TCP without close_notify: end of stream, as HTTP/1.1
+                // servers treat it; the guest sees EOF either way.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok((Received::Eof, false));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && seen_eof => {
+                    return Ok((Received::Eof, false));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(&mut SocketIo(&self.tcp)) {
+                Ok(0) => seen_eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((Received::WouldBlock, tls.wants_write()));
+                }
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // rustls queued an alert saying why; send it if the socket takes it.
+                let _ = send_records(tls, &self.tcp);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    pub async fn readable(&self) -> io::Result<()> {
+        self.tcp.readable().await
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        self.tcp.writable().await
+    }
+}
+
+/// Largest plaintext chunk moved at a time.
+pub const IO_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    All,
+    Blocked,
+}
+
+/// Write the session's pending records to the socket until none are left or it is full.
+fn send_records(tls: &mut rustls::Connection, tcp: &TcpStream) -> io::Result<Sent> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut SocketIo(tcp)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Blocked),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Sent::All)
+}
+
+/// `std::io` over tokio's non-blocking `try_read`/`try_write`, for rustls's `read_tls` and
+/// `write_tls`. A full or empty socket is `WouldBlock`, which also clears tokio's cached
+/// readiness so the next `readable()`/`writable()` waits for the kernel.
+struct SocketIo<'a>(&'a TcpStream);
+
+impl io::Read for SocketIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl io::Write for SocketIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

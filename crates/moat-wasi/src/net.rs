@@ -183,46 +183,59 @@ impl Connection {
 /// Move bytes between `wire` and the connection's pipes until both directions end (or the
 /// guest closed and the linger time ran out). The end of the outbound direction sends TLS
 /// close_notify (for TLS streams) and then a TCP FIN.
+///
+/// The two directions are separate tasks: each wake-up then polls only the side that has
+/// something to do, which matters when every request passes through here.
 pub async fn pump(wire: Arc<Wire>, conn: Arc<Connection>) {
     // From here on the guest's thread sends what it writes itself (see `guest_flush`).
     let _ = conn.wire.set(wire.clone());
-    let inbound = async {
-        let mut buf = vec![0u8; IO_CHUNK];
-        loop {
-            let room = match conn.inbound.host_wait_room().await {
-                Some(room) => room.min(IO_CHUNK),
-                None => return,
-            };
-            let received = wire.receive(&mut buf[..room]);
-            if let Ok((_, true)) = received {
-                // Session records of its own (tickets, key updates): the outbound side sends them.
-                conn.outbound.notify_host();
-            }
-            match received {
-                Ok((Received::Data(n), _)) => conn.inbound.host_push(&buf[..n]),
-                Ok((Received::WouldBlock, _)) => {
-                    let ready = tokio::select! {
-                        r = wire.readable() => r,
-                        () = wait_reader_gone(&conn.inbound) => return,
-                    };
-                    if let Err(e) = ready {
-                        conn.inbound.fail(e.kind());
-                        return;
-                    }
-                }
-                Ok((Received::Eof, _)) => {
-                    conn.inbound.close_write();
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(peer = ?conn.peer, error = %e, "connection read failed");
+    let sender = tokio::spawn(send_until_done(wire.clone(), conn.clone()));
+    receive_until_done(&wire, &conn).await;
+    let _ = sender.await;
+}
+
+/// Inbound: socket -> `conn.inbound`, until the peer finishes or the guest stops reading.
+async fn receive_until_done(wire: &Wire, conn: &Connection) {
+    let mut buf = vec![0u8; IO_CHUNK];
+    loop {
+        let room = match conn.inbound.host_wait_room().await {
+            Some(room) => room.min(IO_CHUNK),
+            None => return,
+        };
+        let received = wire.receive(&mut buf[..room]);
+        if let Ok((_, true)) = received {
+            // Session records of its own (tickets, key updates): the sender sends them.
+            conn.outbound.notify_host();
+        }
+        match received {
+            Ok((Received::Data(n), _)) => conn.inbound.host_push(&buf[..n]),
+            Ok((Received::WouldBlock, _)) => {
+                let ready = tokio::select! {
+                    r = wire.readable() => r,
+                    () = wait_reader_gone(&conn.inbound) => return,
+                };
+                if let Err(e) = ready {
                     conn.inbound.fail(e.kind());
                     return;
                 }
             }
+            Ok((Received::Eof, _)) => {
+                conn.inbound.close_write();
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(peer = ?conn.peer, error = %e, "connection read failed");
+                conn.inbound.fail(e.kind());
+                return;
+            }
         }
-    };
-    let outbound = async {
+    }
+}
+
+/// Outbound: what the guest wrote and its own thread could not send -> socket; then
+/// close_notify and FIN. Gives up `LINGER` after the guest closed if the peer does not read.
+async fn send_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
+    let send = async {
         let mut closing = false;
         loop {
             match wire.flush(&conn.outbound, usize::MAX) {
@@ -254,7 +267,7 @@ pub async fn pump(wire: Arc<Wire>, conn: Arc<Connection>) {
         tokio::time::sleep(LINGER).await;
     };
     tokio::select! {
-        _ = async { tokio::join!(inbound, outbound) } => {}
+        () = send => {}
         () = linger => tracing::debug!(peer = ?conn.peer, "dropping a closed connection that would not drain"),
     }
 }

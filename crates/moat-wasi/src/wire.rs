@@ -114,7 +114,7 @@ impl Wire {
     pub fn receive(&self, buf: &mut [u8]) -> io::Result<(Received, bool)> {
         let mut session = self.lock();
         let Some(tls) = session.as_mut() else {
-            return match self.tcp.try_read(buf) {
+            return match read_socket(&self.tcp, buf) {
                 Ok(0) => Ok((Received::Eof, false)),
                 Ok(n) => Ok((Received::Data(n), false)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -192,7 +192,29 @@ struct SocketIo<'a>(&'a TcpStream);
 
 impl io::Read for SocketIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        read_socket(self.0, buf)
+    }
+}
+
+/// Non-blocking read that, like tokio's own `poll_read`, takes a short read to mean the socket
+/// is drained: its cached readiness is cleared, so the next read waits for the kernel's next
+/// event instead of paying a system call to learn `EAGAIN`. (With `try_read` every keep-alive
+/// request cost two `recvfrom` calls, one of them failing; native tokio serving pays one.) The
+/// clear is tied to the readiness event seen before the read, so data that arrives meanwhile
+/// raises a new event and is not missed.
+fn read_socket(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+        let n = (&*socket2::SockRef::from(tcp)).read(buf)?;
+        if n > 0 && n < buf.len() {
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => read,
     }
 }
 

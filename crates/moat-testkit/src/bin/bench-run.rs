@@ -35,6 +35,8 @@ struct Options {
     connections: usize,
     body: usize,
     rounds: usize,
+    /// Skip the handshake measure (for quick A/B runs of keep-alive serving).
+    requests_only: bool,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
@@ -44,6 +46,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         connections: 32,
         body: 256,
         rounds: 2,
+        requests_only: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -60,6 +63,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             }
             "--body" => options.body = value().parse().unwrap_or_else(|_| usage("--body BYTES")),
             "--rounds" => options.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
+            "--requests-only" => options.requests_only = true,
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -73,7 +77,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -216,6 +220,32 @@ fn run_benchmark(options: &Options) {
         "\nbest of {} rounds of {} s per measure; client errors over all runs: {errors}",
         options.rounds, options.seconds
     );
+    // The machine's state drifts between rounds; each round's own moat/native ratio shows how
+    // much of the spread is the machine rather than the Keep.
+    let paired = |f: fn(&Figures) -> f64| {
+        let mut ratios: Vec<f64> = moat_runs
+            .iter()
+            .zip(&native_runs)
+            .map(|(m, n)| f(m) / f(n))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        format!(
+            "{} (median {:.2})",
+            list.join(", "),
+            ratios[ratios.len() / 2]
+        )
+    };
+    println!(
+        "per-round ratios, requests/s: {}",
+        paired(|f| f.requests_per_s)
+    );
+    if !options.requests_only {
+        println!(
+            "per-round ratios, handshakes/s: {}",
+            paired(|f| f.handshakes_per_s)
+        );
+    }
 }
 
 /// Requests/s over keep-alive connections, then handshakes/s with fresh connections.
@@ -278,6 +308,14 @@ async fn measure(
         let _ = t.await;
     }
     let requests_per_s = done as f64 / elapsed.as_secs_f64();
+    if options.requests_only {
+        return Figures {
+            requests_per_s,
+            cpu_us_per_request,
+            handshakes_per_s: 0.0,
+            errors: errors.load(Ordering::Relaxed),
+        };
+    }
 
     let handshakes = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

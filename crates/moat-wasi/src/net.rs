@@ -1,7 +1,9 @@
 //! Host-side networking: listener accept loops, TLS handshakes, outgoing connects and the
 //! per-connection pump between the network stream and the guest's pipes.
 //!
-//! Nothing here runs on the guest's thread. A listener's accept loop hands the guest only
+//! These tasks share the guest's thread (the Keep's runtime is current-thread; see
+//! docs/runtime.md, *Threads*) and never block it: every socket call is non-blocking, and TLS
+//! handshakes run on a separate [`HandshakePool`]. A listener's accept loop hands the guest only
 //! connections whose TLS handshake already finished (with a timeout and a cap on handshakes in
 //! flight), through a bounded queue (the backlog); so a client that stalls mid-handshake never
 //! blocks `sock_accept`. Each connection holds a permit of its listener's connection limit until

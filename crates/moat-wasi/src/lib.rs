@@ -169,15 +169,8 @@ impl MoatWasi {
         let mut listeners = Vec::new();
         let fd_count = u32::try_from(spec.fds.len()).unwrap_or(u32::MAX);
         let _guard = handle.enter();
-        let has_tls_listener = spec
-            .fds
-            .iter()
-            .any(|fd| matches!(fd, FdSpec::Listen { tls: Some(_), .. }));
-        let handshake_pool = if has_tls_listener {
-            Some(net::HandshakePool::new().map_err(WasiError::Runtime)?)
-        } else {
-            None
-        };
+        // Started with the first TLS listener; shared by all of them.
+        let mut handshake_pool: Option<net::HandshakePool> = None;
         for (i, fd) in spec.fds.into_iter().enumerate() {
             let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
             let kind = match fd {
@@ -201,10 +194,17 @@ impl MoatWasi {
                     let socket =
                         tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
                     let is_tls = tls.is_some();
-                    let tls = tls.map(|config| {
-                        let pool = handshake_pool.as_ref().map(net::HandshakePool::handle);
-                        (config, pool.unwrap_or_else(|| handle.clone()))
-                    });
+                    let tls = match tls {
+                        None => None,
+                        Some(config) => {
+                            let pool = match &mut handshake_pool {
+                                Some(pool) => pool,
+                                slot @ None => slot
+                                    .insert(net::HandshakePool::new().map_err(WasiError::Runtime)?),
+                            };
+                            Some((config, pool.handle()))
+                        }
+                    };
                     let listener = net::Listener::start(
                         name.clone(),
                         socket,

@@ -27,8 +27,8 @@ use crate::wire::{Flushed, IO_CHUNK, Received, Wire};
 /// Bytes buffered per direction per connection.
 pub const PIPE_CAPACITY: usize = 256 * 1024;
 /// Plaintext the guest's thread sends itself per write before handing the rest to the pump:
-/// enough for any request/response exchange, small enough that bulk transfers still get
-/// their encryption done on a host worker alongside the guest.
+/// enough for any request/response exchange, small enough that one large write does not keep
+/// the workload in an encrypt-and-send loop (the pump sends the rest between its waits).
 const GUEST_FLUSH_BUDGET: usize = 64 * 1024;
 /// How long the host keeps flushing a connection the guest already closed.
 const LINGER: Duration = Duration::from_secs(10);
@@ -65,6 +65,8 @@ impl Default for ListenLimits {
 /// socket moves here for its handshake and back for its traffic.
 #[derive(Debug)]
 pub struct HandshakePool {
+    handle: tokio::runtime::Handle,
+    /// Taken only on drop.
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -76,15 +78,13 @@ impl HandshakePool {
             .thread_name("moat-tls")
             .build()?;
         Ok(HandshakePool {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
         })
     }
 
     pub fn handle(&self) -> tokio::runtime::Handle {
-        match &self.runtime {
-            Some(runtime) => runtime.handle().clone(),
-            None => unreachable!("the runtime is only taken on drop"),
-        }
+        self.handle.clone()
     }
 }
 
@@ -296,8 +296,8 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Start accepting on an already bound socket. `tls = None` means plain TCP; TLS
-    /// handshakes run on `handshakes` (see [`HandshakePool`]).
+    /// Start accepting on an already bound socket. `tls = None` means plain TCP; otherwise the
+    /// server config and the runtime the handshakes run on (a [`HandshakePool`]'s).
     pub fn start(
         name: String,
         socket: TcpListener,

@@ -4,8 +4,11 @@
 //! directories follow, and later fds (accepted connections, opened files) take the lowest free
 //! number. Sockets, stdio and `null` are Moat's own descriptors; directories and files are
 //! delegated to wasmtime-wasi, whose own fd numbers ("inner" fds) this table translates to.
+//!
+//! Numbers stay dense (lowest free first, and renumbering only onto an open fd), so the table is
+//! a vector indexed by fd: every host call and every `poll_oneoff` subscription looks an fd up,
+//! and a map's search showed up in the per-request profile.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
 use crate::errno::Errno;
@@ -43,7 +46,10 @@ pub struct Entry {
 
 #[derive(Debug, Default)]
 pub struct FdTable {
-    entries: BTreeMap<u32, Entry>,
+    /// Indexed by fd; `None` is a free number.
+    entries: Vec<Option<Entry>>,
+    /// How many entries are `Some`.
+    open: usize,
     /// Connections that left the table while their pump may still be sending what the guest
     /// wrote: the exit flush waits for them too, so bytes written before `fd_close` and
     /// `proc_exit` still reach the peer.
@@ -51,59 +57,77 @@ pub struct FdTable {
 }
 
 impl FdTable {
+    /// Place a start-up entry (config sockets, stdio, pre-opens) at its fixed number.
     pub fn insert_at(&mut self, fd: u32, kind: Kind) {
-        self.entries.insert(
-            fd,
-            Entry {
-                kind,
-                nonblock: false,
-            },
-        );
+        let entry = Entry {
+            kind,
+            nonblock: false,
+        };
+        let _ = self.put(fd as usize, entry);
     }
 
     /// Place `kind` at the lowest free fd.
     pub fn push(&mut self, kind: Kind, nonblock: bool) -> Result<u32, Errno> {
-        if self.entries.len() >= MAX_FDS {
+        if self.open >= MAX_FDS {
             return Err(Errno::MFILE);
         }
-        let mut fd = 0u32;
-        for used in self.entries.keys() {
-            if *used != fd {
-                break;
-            }
-            fd += 1;
-        }
-        self.entries.insert(fd, Entry { kind, nonblock });
-        Ok(fd)
+        let fd = self
+            .entries
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.entries.len());
+        let _ = self.put(fd, Entry { kind, nonblock });
+        u32::try_from(fd).map_err(|_| Errno::MFILE)
+    }
+
+    fn slot(&self, fd: i32) -> Option<&Option<Entry>> {
+        usize::try_from(fd).ok().and_then(|fd| self.entries.get(fd))
     }
 
     pub fn get(&self, fd: i32) -> Result<&Entry, Errno> {
-        u32::try_from(fd)
-            .ok()
-            .and_then(|fd| self.entries.get(&fd))
-            .ok_or(Errno::BADF)
+        self.slot(fd).and_then(Option::as_ref).ok_or(Errno::BADF)
     }
 
     pub fn get_mut(&mut self, fd: i32) -> Result<&mut Entry, Errno> {
-        u32::try_from(fd)
+        usize::try_from(fd)
             .ok()
-            .and_then(|fd| self.entries.get_mut(&fd))
+            .and_then(|fd| self.entries.get_mut(fd))
+            .and_then(Option::as_mut)
             .ok_or(Errno::BADF)
     }
 
     pub fn remove(&mut self, fd: i32) -> Result<Entry, Errno> {
-        let entry = u32::try_from(fd)
+        let entry = usize::try_from(fd)
             .ok()
-            .and_then(|fd| self.entries.remove(&fd))
+            .and_then(|fd| self.entries.get_mut(fd))
+            .and_then(Option::take)
             .ok_or(Errno::BADF)?;
+        self.open -= 1;
+        // Keep the vector as short as the highest open fd.
+        while matches!(self.entries.last(), Some(None)) {
+            self.entries.pop();
+        }
         self.note_departure(&entry);
         Ok(entry)
     }
 
+    /// Put `entry` at `fd`, which the caller checked is open (`fd_renumber`); returns what was
+    /// there.
     pub fn insert(&mut self, fd: u32, entry: Entry) -> Option<Entry> {
-        let displaced = self.entries.insert(fd, entry);
+        let displaced = self.put(fd as usize, entry);
         if let Some(entry) = &displaced {
             self.note_departure(entry);
+        }
+        displaced
+    }
+
+    fn put(&mut self, fd: usize, entry: Entry) -> Option<Entry> {
+        if fd >= self.entries.len() {
+            self.entries.resize_with(fd + 1, || None);
+        }
+        let displaced = self.entries[fd].replace(entry);
+        if displaced.is_none() {
+            self.open += 1;
         }
         displaced
     }
@@ -133,17 +157,25 @@ impl FdTable {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        let fds: Vec<u32> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e.kind, Kind::Stream(_)))
-            .map(|(fd, _)| *fd)
-            .collect();
-        fds.into_iter()
-            .filter_map(|fd| match self.entries.remove(&fd)?.kind {
-                Kind::Stream(c) => Some(c),
-                _ => None,
-            })
+        let mut streams = Vec::new();
+        for slot in &mut self.entries {
+            if matches!(
+                slot,
+                Some(Entry {
+                    kind: Kind::Stream(_),
+                    ..
+                })
+            ) && let Some(Entry {
+                kind: Kind::Stream(c),
+                ..
+            }) = slot.take()
+            {
+                self.open -= 1;
+                streams.push(c);
+            }
+        }
+        streams
+            .into_iter()
             .chain(departed)
             .fold(Vec::new(), |mut all: Vec<Arc<Connection>>, c| {
                 // A renumbered fd departs while still in the table: list each connection once.
@@ -181,5 +213,25 @@ mod tests {
         t.insert_at(6, Kind::Null);
         assert_eq!(t.delegated(5, Errno::SPIPE), Ok(3));
         assert_eq!(t.delegated(6, Errno::SPIPE), Err(Errno::SPIPE));
+    }
+
+    #[test]
+    fn the_limit_counts_open_fds_not_numbers() {
+        let mut t = FdTable::default();
+        for _ in 0..MAX_FDS {
+            t.push(Kind::Null, false).unwrap();
+        }
+        assert_eq!(t.push(Kind::Null, false), Err(Errno::MFILE));
+        // Renumbering onto an open fd closes it: one number frees up.
+        let moved = t.remove(10).unwrap();
+        assert!(t.insert(20, moved).is_some());
+        assert_eq!(t.push(Kind::Null, false), Ok(10));
+        assert_eq!(t.push(Kind::Null, false), Err(Errno::MFILE));
+        // Closing the highest fds shrinks the table; the numbers are reused.
+        let last = (MAX_FDS - 1) as i32;
+        t.remove(last).unwrap();
+        t.remove(last - 1).unwrap();
+        assert_eq!(t.get(last).unwrap_err(), Errno::BADF);
+        assert_eq!(t.push(Kind::Null, false), Ok(last as u32 - 1));
     }
 }

@@ -17,15 +17,21 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Serve requests on one connection until the peer closes it, asks to close, or misbehaves.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut response: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
         // Read until the head is complete.
-        let head_end = loop {
-            if let Some(end) = find_head_end(&buf) {
-                break end;
-            }
-            if buf.len() > MAX_HEAD {
-                return respond_error(&mut io, "431 Request Header Fields Too Large").await;
+        let (head_end, head) = loop {
+            match parse_request(&buf) {
+                Parsed::Complete(end, head) => break (end, head),
+                Parsed::Invalid => return respond_error(&mut io, "400 Bad Request").await,
+                Parsed::TooLarge => {
+                    return respond_error(&mut io, "431 Request Header Fields Too Large").await;
+                }
+                Parsed::Partial if buf.len() > MAX_HEAD => {
+                    return respond_error(&mut io, "431 Request Header Fields Too Large").await;
+                }
+                Parsed::Partial => {}
             }
             let n = io.read(&mut chunk).await?;
             if n == 0 {
@@ -33,10 +39,6 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> s
                 return Ok(());
             }
             buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = match Head::parse(&buf[..head_end]) {
-            Some(head) => head,
-            None => return respond_error(&mut io, "400 Bad Request").await,
         };
         if head.content_length > MAX_BODY {
             return respond_error(&mut io, "413 Content Too Large").await;
@@ -50,12 +52,16 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> s
             buf.extend_from_slice(&chunk[..n]);
         }
         let body_end = body_start + head.content_length;
-        let mut response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n{}\r\n",
-            head.content_length,
-            if head.close { "connection: close\r\n" } else { "" }
-        )
-        .into_bytes();
+        response.clear();
+        response.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ",
+        );
+        response.extend_from_slice(itoa::Buffer::new().format(head.content_length).as_bytes());
+        response.extend_from_slice(if head.close {
+            b"\r\nconnection: close\r\n\r\n"
+        } else {
+            b"\r\n\r\n"
+        });
         response.extend_from_slice(&buf[body_start..body_end]);
         io.write_all(&response).await?;
         io.flush().await?;
@@ -72,9 +78,36 @@ async fn respond_error<S: AsyncWrite + Unpin>(io: &mut S, status: &str) -> std::
     io.shutdown().await
 }
 
-/// Offset just past the blank line ending the head, if the buffer holds a whole head.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+/// Headers one request may carry; more is answered 431.
+const MAX_HEADERS: usize = 64;
+
+/// What the buffered bytes hold.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// A whole head, `.0` bytes long.
+    Complete(usize, Head),
+    /// The head is not finished yet.
+    Partial,
+    /// Not HTTP/1.x, or a head this echo does not serve.
+    Invalid,
+    /// More than [`MAX_HEADERS`] headers.
+    TooLarge,
+}
+
+/// Parse the request head at the start of `buf` with httparse, the parser hyper uses.
+fn parse_request(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let end = match request.parse(buf) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::TooLarge,
+        Err(_) => return Parsed::Invalid,
+    };
+    match Head::from_request(&request) {
+        Some(head) => Parsed::Complete(end, head),
+        None => Parsed::Invalid,
+    }
 }
 
 /// What the echo needs from a request head.
@@ -85,32 +118,36 @@ struct Head {
 }
 
 impl Head {
-    fn parse(head: &[u8]) -> Option<Head> {
-        let text = std::str::from_utf8(head).ok()?;
-        let mut lines = text.split("\r\n");
-        let request_line = lines.next()?;
-        let mut parts = request_line.split(' ');
-        let (_method, _target, version) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || !version.starts_with("HTTP/1.") {
-            return None;
-        }
+    fn from_request(request: &httparse::Request<'_, '_>) -> Option<Head> {
         let mut head = Head {
             content_length: 0,
-            close: version == "HTTP/1.0",
+            // HTTP/1.0 closes unless asked otherwise; only 1.x gets this far.
+            close: request.version? == 0,
         };
-        for line in lines.filter(|l| !l.is_empty()) {
-            let (name, value) = line.split_once(':')?;
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                head.content_length = value.parse().ok()?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        for header in request.headers.iter() {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                head.content_length = std::str::from_utf8(header.value)
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
                 // Chunked bodies are outside what this echo serves.
                 return None;
-            } else if name.eq_ignore_ascii_case("connection") {
-                head.close = value.eq_ignore_ascii_case("close");
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                head.close = header.value.trim_ascii().eq_ignore_ascii_case(b"close");
             }
         }
         Some(head)
+    }
+
+    /// A whole head's fields (`None` for anything [`parse_request`] would not serve).
+    #[cfg(test)]
+    fn parse(bytes: &[u8]) -> Option<Head> {
+        match parse_request(bytes) {
+            Parsed::Complete(_, head) => Some(head),
+            _ => None,
+        }
     }
 }
 
@@ -146,5 +183,32 @@ mod tests {
             None
         );
         assert_eq!(Head::parse(&[0xff, 0xfe, b'\r', b'\n']), None);
+    }
+
+    #[test]
+    fn tells_partial_heads_and_header_floods_apart() {
+        assert_eq!(parse_request(b""), Parsed::Partial);
+        assert_eq!(
+            parse_request(b"POST /echo HTTP/1.1\r\nContent-Le"),
+            Parsed::Partial
+        );
+        let mut flood = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            flood.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
+        }
+        flood.extend_from_slice(b"\r\n");
+        assert_eq!(parse_request(&flood), Parsed::TooLarge);
+        assert_eq!(parse_request(b"GET / HTTP/2.0\r\n\r\n"), Parsed::Invalid);
+        let complete = b"GET / HTTP/1.0\r\n\r\nbody";
+        assert_eq!(
+            parse_request(complete),
+            Parsed::Complete(
+                complete.len() - 4,
+                Head {
+                    content_length: 0,
+                    close: true
+                }
+            )
+        );
     }
 }

@@ -12,9 +12,15 @@
 //! pipe was full, and a guest's write wakes nobody by itself (the guest's thread usually sends
 //! the bytes on at once; see `net::Connection::guest_flush`). Every wake is a cross-thread
 //! hand-off on the request path, so spurious ones cost throughput.
+//!
+//! Readiness is also published, on every unlock, as one atomic word: `poll_oneoff` looks at
+//! every subscribed pipe on every call (a tokio guest subscribes all its sockets, twice), and
+//! reading a word is much cheaper than taking each pipe's lock.
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -31,12 +37,54 @@ struct PipeState {
     error: Option<io::ErrorKind>,
 }
 
+impl PipeState {
+    /// The state [`Pipe::readiness`] needs, in one word: buffered bytes below
+    /// [`SNAPSHOT_ENDED`], which says the stream ended (closed either way, or failed).
+    fn snapshot(&self) -> u64 {
+        let ended = self.write_closed || self.read_closed || self.error.is_some();
+        self.buf.len() as u64 | if ended { SNAPSHOT_ENDED } else { 0 }
+    }
+}
+
+const SNAPSHOT_ENDED: u64 = 1 << 63;
+
 /// One direction of a connection.
 #[derive(Debug)]
 pub struct Pipe {
     state: Mutex<PipeState>,
+    /// `state.snapshot()` as of the last unlock.
+    published: AtomicU64,
+    /// `state.cap`, readable without the lock.
+    cap: usize,
     host: Notify,
     guest: Arc<Notify>,
+}
+
+/// The pipe's lock; publishes the readiness snapshot when released, so every change (and every
+/// wake-up, which always follows the release) is visible to [`Pipe::readiness`].
+struct Locked<'a> {
+    state: MutexGuard<'a, PipeState>,
+    published: &'a AtomicU64,
+}
+
+impl Deref for Locked<'_> {
+    type Target = PipeState;
+    fn deref(&self) -> &PipeState {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut PipeState {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.published
+            .store(self.state.snapshot(), Ordering::Release);
+    }
 }
 
 /// Result of a non-blocking read.
@@ -80,23 +128,29 @@ pub struct Readiness {
 
 impl Pipe {
     pub fn new(cap: usize, guest: Arc<Notify>) -> Self {
+        let cap = cap.max(1);
         Pipe {
             state: Mutex::new(PipeState {
                 buf: VecDeque::new(),
-                cap: cap.max(1),
+                cap,
                 write_closed: false,
                 read_closed: false,
                 error: None,
             }),
+            published: AtomicU64::new(0),
+            cap,
             host: Notify::new(),
             guest,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, PipeState> {
-        // A poisoned lock only means another thread panicked mid-update of plain data; the
-        // state is still consistent enough to report errors, so keep going.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            // A poisoned lock only means another thread panicked mid-update of plain data; the
+            // state is still consistent enough to report errors, so keep going.
+            state: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            published: &self.published,
+        }
     }
 
     fn wake(&self) {
@@ -223,15 +277,17 @@ impl Pipe {
         self.wake();
     }
 
+    /// For `poll_oneoff`: the state as of the last change, without taking the lock.
     pub fn readiness(&self) -> Readiness {
-        let s = self.lock();
-        let ended = s.error.is_some() || s.write_closed || s.read_closed;
-        let room = s.cap.saturating_sub(s.buf.len());
+        let snapshot = self.published.load(Ordering::Acquire);
+        let ended = snapshot & SNAPSHOT_ENDED != 0;
+        let buffered = (snapshot & !SNAPSHOT_ENDED) as usize;
+        let room = self.cap.saturating_sub(buffered);
         Readiness {
-            readable: !s.buf.is_empty() || ended,
-            readable_bytes: s.buf.len(),
-            hangup: s.buf.is_empty() && ended,
-            writable: room > 0 || s.error.is_some() || s.read_closed || s.write_closed,
+            readable: buffered > 0 || ended,
+            readable_bytes: buffered,
+            hangup: buffered == 0 && ended,
+            writable: room > 0 || ended,
             writable_bytes: room,
         }
     }
@@ -374,5 +430,29 @@ mod tests {
         let mut out = [0u8; 8];
         assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(5));
         assert_eq!(&out[..5], b"abcde");
+    }
+
+    #[test]
+    fn readiness_follows_every_change() {
+        let p = pipe(4);
+        let r = p.readiness();
+        assert!(!r.readable && r.writable && r.writable_bytes == 4 && !r.hangup);
+        p.host_push(b"abc");
+        let r = p.readiness();
+        assert!(r.readable && r.readable_bytes == 3 && r.writable_bytes == 1);
+        assert_eq!(p.try_write(b"de"), WriteOutcome::Written(1));
+        assert!(!p.readiness().writable);
+        let mut out = [0u8; 2];
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(2));
+        assert_eq!(p.readiness().readable_bytes, 2);
+        p.close_write();
+        let r = p.readiness();
+        assert!(
+            r.readable && !r.hangup,
+            "buffered bytes come before the end"
+        );
+        assert_eq!(p.try_read(&mut out, false), ReadOutcome::Data(2));
+        let r = p.readiness();
+        assert!(r.readable && r.hangup && r.writable);
     }
 }

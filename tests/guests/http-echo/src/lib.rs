@@ -96,9 +96,10 @@ enum Parsed {
 
 /// Parse the request head at the start of `buf` with httparse, the parser hyper uses.
 fn parse_request(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let end = match request.parse(buf) {
+    // Uninitialised: a zeroed array of headers would cost a memset per parse.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let end = match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(end)) => end,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parsed::TooLarge,

@@ -16,7 +16,11 @@
 //! Usage (build both in release first):
 //!   cargo build --release -p moat-cli -p moat-testkit
 //!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
-//!                            [--body 256] [--rounds 2]
+//!                            [--body 256] [--rounds 2] [--requests-only] [--split-cpus]
+//!
+//! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
+//! each server is measured on cores the client does not share; the client's own load is printed
+//! per measure, to show when the client rather than the server is the limit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +41,8 @@ struct Options {
     rounds: usize,
     /// Skip the handshake measure (for quick A/B runs of keep-alive serving).
     requests_only: bool,
+    /// Pin the client to the first CPU and the servers to the others (see `pin`).
+    split_cpus: bool,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
@@ -47,6 +53,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         body: 256,
         rounds: 2,
         requests_only: false,
+        split_cpus: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -64,6 +71,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             "--body" => options.body = value().parse().unwrap_or_else(|_| usage("--body BYTES")),
             "--rounds" => options.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
             "--requests-only" => options.requests_only = true,
+            "--split-cpus" => options.split_cpus = true,
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -77,7 +85,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -131,6 +139,8 @@ fn serve_native(port: u16) {
 
 struct Figures {
     requests_per_s: f64,
+    /// CPU the client (this process) used during the keep-alive measure, in cores.
+    client_cores: f64,
     /// Server CPU time (user + system, all threads) per keep-alive request.
     cpu_us_per_request: f64,
     handshakes_per_s: f64,
@@ -161,7 +171,29 @@ fn run_benchmark(options: &Options) {
         .spawn();
     native.wait_for_stdout("native: listening");
 
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if options.split_cpus {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            usage("--split-cpus needs at least two CPUs");
+        }
+        let servers = format!("1-{}", cpus - 1);
+        pin(keep.id(), &servers);
+        pin(native.id(), &servers);
+        // Before the client's runtime exists: its threads inherit this.
+        pin(std::process::id(), "0");
+        eprintln!("client on CPU 0, servers on CPUs {servers}");
+    }
+
+    // With its own single CPU, the client runs one thread: a multi-thread runtime would only
+    // add cross-thread wake-ups on that core and make the client, not the server, the limit.
+    let runtime = if options.split_cpus {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .expect("tokio runtime");
     let (config, _) = tls::capturing_client(None);
     let config = tls::without_resumption(&config);
     let mut moat_runs = Vec::new();
@@ -174,9 +206,10 @@ fn run_benchmark(options: &Options) {
         ] {
             let figures = runtime.block_on(measure(net::local(port), pid, config.clone(), options));
             eprintln!(
-                "  {name}: {:.0} req/s ({:.1} us server CPU each), {:.0} handshakes/s, {} errors",
+                "  {name}: {:.0} req/s ({:.1} us server CPU each, client busy {:.2} cores), {:.0} handshakes/s, {} errors",
                 figures.requests_per_s,
                 figures.cpu_us_per_request,
+                figures.client_cores,
                 figures.handshakes_per_s,
                 figures.errors
             );
@@ -293,11 +326,16 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cpu_before = process_cpu(server_pid);
+    let client_cpu_before = process_cpu(std::process::id());
     let done_before = requests.load(Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(duration).await;
     let done = requests.load(Ordering::Relaxed) - done_before;
     let elapsed = started.elapsed();
+    let client_cores = process_cpu(std::process::id())
+        .saturating_sub(client_cpu_before)
+        .as_secs_f64()
+        / elapsed.as_secs_f64();
     let cpu_us_per_request = process_cpu(server_pid)
         .saturating_sub(cpu_before)
         .as_secs_f64()
@@ -311,6 +349,7 @@ async fn measure(
     if options.requests_only {
         return Figures {
             requests_per_s,
+            client_cores,
             cpu_us_per_request,
             handshakes_per_s: 0.0,
             errors: errors.load(Ordering::Relaxed),
@@ -355,6 +394,7 @@ async fn measure(
     }
     Figures {
         requests_per_s,
+        client_cores,
         cpu_us_per_request,
         handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
         errors: errors.load(Ordering::Relaxed),
@@ -363,6 +403,23 @@ async fn measure(
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
 /// that is missing: the figure is informative, not part of the ratio).
+/// Set the CPU affinity of every thread `pid` has now (threads started later inherit it from
+/// their creator). With `--split-cpus` the client and the server under test stop competing for
+/// the same cores, so each server's figure is what it does with its own cores, not what the
+/// scheduler's share between three or four busy threads left it.
+fn pin(pid: u32, cpus: &str) {
+    let status = Command::new("taskset")
+        .args(["--all-tasks", "--pid", "--cpu-list", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => usage(&format!(
+            "taskset could not pin {pid} to CPUs {cpus}: {other:?}"
+        )),
+    }
+}
+
 fn process_cpu(pid: u32) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;

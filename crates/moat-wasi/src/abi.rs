@@ -4,6 +4,8 @@
 //! the memory it is given and answers `EFAULT` instead of panicking. Layouts (iovec, fdstat,
 //! subscription, event, prestat) follow the `wasi_snapshot_preview1` witx.
 
+use smallvec::SmallVec;
+
 use crate::errno::Errno;
 
 /// The largest number of iovecs accepted in one call (POSIX `IOV_MAX`); more is `EINVAL`.
@@ -64,13 +66,17 @@ pub struct IoVec {
     pub len: u32,
 }
 
+/// Iovec lists as guests pass them: almost always one or two entries, so they stay on the
+/// stack (every read and write parses one; a heap allocation each showed in the profile).
+pub type IoVecs = SmallVec<[IoVec; 4]>;
+
 /// Read and check an iovec/ciovec array (8 bytes each: `buf: u32, buf_len: u32`).
-pub fn iovecs(mem: &[u8], ptr: u32, count: u32) -> Result<Vec<IoVec>, Errno> {
+pub fn iovecs(mem: &[u8], ptr: u32, count: u32) -> Result<IoVecs, Errno> {
     if count > MAX_IOVECS {
         return Err(Errno::INVAL);
     }
     range(mem, ptr, count.checked_mul(8).ok_or(Errno::OVERFLOW)?)?;
-    let mut out = Vec::with_capacity(count as usize);
+    let mut out = IoVecs::with_capacity(count as usize);
     for i in 0..count {
         let at = ptr + i * 8;
         let buf = read_u32(mem, at)?;
@@ -112,9 +118,9 @@ pub fn scatter(mem: &mut [u8], iovs: &[IoVec], mut skip: usize, mut data: &[u8])
 }
 
 /// The iovecs as slices of `mem`, cut off after `max` bytes in all.
-pub fn slices<'m>(mem: &'m [u8], iovs: &[IoVec], max: usize) -> Vec<&'m [u8]> {
+pub fn slices<'m>(mem: &'m [u8], iovs: &[IoVec], max: usize) -> SmallVec<[&'m [u8]; 4]> {
     let mut left = max;
-    let mut out = Vec::with_capacity(iovs.len());
+    let mut out = SmallVec::with_capacity(iovs.len());
     for v in iovs {
         if left == 0 {
             break;
@@ -238,7 +244,7 @@ mod tests {
         assert_eq!(&mem[10..12], b"lo");
         assert_eq!(gather(&mem, &iovs, 5), b"hello\0\0"[..5].to_vec());
         assert_eq!(gather(&mem, &iovs, 4), b"hell".to_vec());
-        assert_eq!(slices(&mem, &iovs, 4), [&b"hel"[..], &b"l"[..]]);
+        assert_eq!(slices(&mem, &iovs, 4)[..], [&b"hel"[..], &b"l"[..]]);
         // A second run continues where the first stopped, across iovec boundaries.
         assert_eq!(scatter(&mut mem, &iovs, 2, b"XYZ"), 3);
         assert_eq!(&mem[0..3], b"heX");

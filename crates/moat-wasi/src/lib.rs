@@ -169,8 +169,18 @@ impl MoatWasi {
         let mut listeners = Vec::new();
         let fd_count = u32::try_from(spec.fds.len()).unwrap_or(u32::MAX);
         let _guard = handle.enter();
-        // Started with the first TLS listener; shared by all of them.
+        // Started with the first TLS listener or connect; shared by all of them.
         let mut handshake_pool: Option<net::HandshakePool> = None;
+        fn pool_handle(
+            slot: &mut Option<net::HandshakePool>,
+        ) -> Result<tokio::runtime::Handle, WasiError> {
+            Ok(match slot {
+                Some(pool) => pool.handle(),
+                None => slot
+                    .insert(net::HandshakePool::new().map_err(WasiError::Runtime)?)
+                    .handle(),
+            })
+        }
         for (i, fd) in spec.fds.into_iter().enumerate() {
             let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
             let kind = match fd {
@@ -196,14 +206,7 @@ impl MoatWasi {
                     let is_tls = tls.is_some();
                     let tls = match tls {
                         None => None,
-                        Some(config) => {
-                            let pool = match &mut handshake_pool {
-                                Some(pool) => pool,
-                                slot @ None => slot
-                                    .insert(net::HandshakePool::new().map_err(WasiError::Runtime)?),
-                            };
-                            Some((config, pool.handle()))
-                        }
+                        Some(config) => Some((config, pool_handle(&mut handshake_pool)?)),
                     };
                     let listener = net::Listener::start(
                         name.clone(),
@@ -221,7 +224,13 @@ impl MoatWasi {
                     });
                     Kind::Listener(Arc::new(listener))
                 }
-                FdSpec::Connect { target, .. } => Kind::Stream(net::connect(target, &guest_notify)),
+                FdSpec::Connect { target, .. } => {
+                    let pool = match target.tls {
+                        Some(_) => Some(pool_handle(&mut handshake_pool)?),
+                        None => None,
+                    };
+                    Kind::Stream(net::connect(target, &guest_notify, pool))
+                }
             };
             table.insert_at(fd_num, kind);
         }

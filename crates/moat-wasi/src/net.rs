@@ -3,7 +3,7 @@
 //!
 //! These tasks share the guest's thread (the Keep's runtime is current-thread; see
 //! docs/runtime.md, *Threads*) and never block it: every socket call is non-blocking, and TLS
-//! handshakes run on a separate [`HandshakePool`]. A listener's accept loop hands the guest only
+//! handshakes (accepted and outgoing) run on a separate [`HandshakePool`]. A listener's accept loop hands the guest only
 //! connections whose TLS handshake already finished (with a timeout and a cap on handshakes in
 //! flight), through a bounded queue (the backlog); so a client that stalls mid-handshake never
 //! blocks `sock_accept`. Each connection holds a permit of its listener's connection limit until
@@ -61,8 +61,8 @@ impl Default for ListenLimits {
 ///
 /// A Keep runs the workload and its established connections on one thread (no cross-thread
 /// hand-off per request), but a handshake costs a few hundred microseconds of public-key work:
-/// on that thread, a burst of new clients would take the workload's time. So each accepted
-/// socket moves here for its handshake and back for its traffic.
+/// on that thread, a burst of new clients would take the workload's time. So each accepted or
+/// connecting TLS socket moves here for its handshake and back for its traffic.
 #[derive(Debug)]
 pub struct HandshakePool {
     handle: tokio::runtime::Handle,
@@ -379,7 +379,10 @@ async fn accept_loop(
             let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
             let wire = match acceptor {
                 Some((acceptor, pool)) => {
-                    let handshake = handshake_elsewhere(tcp, acceptor, timeout, &pool).await;
+                    let handshake = handshake_on(&pool, tcp, timeout, move |tcp| async move {
+                        Ok(acceptor.accept(tcp).await?.into_inner())
+                    })
+                    .await;
                     drop(hs_permit);
                     match handshake {
                         Ok(wire) => wire,
@@ -404,23 +407,27 @@ async fn accept_loop(
     }
 }
 
-/// Run the server side of a TLS handshake on `pool`, with a deadline, and bring the socket back
-/// to the calling runtime for its traffic.
-async fn handshake_elsewhere(
-    tcp: TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
-    timeout: Duration,
+/// Run a TLS handshake (`handshake`, server or client side) on `pool`, with a deadline, and bring
+/// the socket back to the calling runtime for its traffic.
+async fn handshake_on<S, F, Fut>(
     pool: &tokio::runtime::Handle,
-) -> io::Result<Wire> {
+    tcp: TcpStream,
+    timeout: Duration,
+    handshake: F,
+) -> io::Result<Wire>
+where
+    S: Into<rustls::Connection> + Send + 'static,
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<(TcpStream, S)>> + Send,
+{
     // A tokio socket belongs to the reactor it was registered with: leave this one, join the
     // pool's, and the reverse afterwards.
     let std_tcp = tcp.into_std()?;
     let handshake = pool.spawn(async move {
         let tcp = TcpStream::from_std(std_tcp)?;
-        let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
+        let (tcp, session) = tokio::time::timeout(timeout, handshake(tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-        let (tcp, session) = stream.into_inner();
         Ok::<_, io::Error>((tcp.into_std()?, session))
     });
     let (std_tcp, session) = handshake
@@ -442,12 +449,18 @@ pub struct ConnectTarget {
 }
 
 /// Give the guest a connection at once and connect in the background; a failure shows up on
-/// the guest's next read or write.
-pub fn connect(target: ConnectTarget, guest: &Arc<Notify>) -> Arc<Connection> {
+/// the guest's next read or write. A TLS target's handshake runs on `pool` (a
+/// [`HandshakePool`]'s, required for TLS targets): verifying the server's chain is public-key
+/// work too.
+pub fn connect(
+    target: ConnectTarget,
+    guest: &Arc<Notify>,
+    pool: Option<tokio::runtime::Handle>,
+) -> Arc<Connection> {
     let conn = Connection::new(guest, None, None);
     let task_conn = conn.clone();
     tokio::spawn(async move {
-        if let Err(e) = connect_and_pump(&target, task_conn.clone()).await {
+        if let Err(e) = connect_and_pump(&target, pool, task_conn.clone()).await {
             tracing::warn!(host = %target.host, port = target.port, error = %e, "connect failed");
             task_conn.fail(e.kind());
         }
@@ -455,7 +468,11 @@ pub fn connect(target: ConnectTarget, guest: &Arc<Notify>) -> Arc<Connection> {
     conn
 }
 
-async fn connect_and_pump(target: &ConnectTarget, conn: Arc<Connection>) -> io::Result<()> {
+async fn connect_and_pump(
+    target: &ConnectTarget,
+    pool: Option<tokio::runtime::Handle>,
+    conn: Arc<Connection>,
+) -> io::Result<()> {
     let host = target.host.as_str();
     let tcp = tokio::time::timeout(target.timeout, async {
         // lookup_host resolves DNS names as well as literal addresses.
@@ -478,13 +495,12 @@ async fn connect_and_pump(target: &ConnectTarget, conn: Arc<Connection>) -> io::
             let name = ServerName::try_from(sni.to_string())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let connector = tokio_rustls::TlsConnector::from(config.clone());
-            let stream = tokio::time::timeout(target.timeout, connector.connect(name, tcp))
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
-                })??;
-            let (tcp, session) = stream.into_inner();
-            pump(Arc::new(Wire::tls(tcp, session.into())), conn).await
+            let handshake =
+                move |tcp| async move { Ok(connector.connect(name, tcp).await?.into_inner()) };
+            let pool =
+                pool.ok_or_else(|| io::Error::other("TLS connect without a handshake pool"))?;
+            let wire = handshake_on(&pool, tcp, target.timeout, handshake).await?;
+            pump(Arc::new(wire), conn).await
         }
     }
     Ok(())

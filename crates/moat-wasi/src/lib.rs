@@ -199,10 +199,8 @@ impl MoatWasi {
                         addr,
                         source,
                     };
-                    let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-                    std_listener.set_nonblocking(true).map_err(bind_err)?;
-                    let socket =
-                        tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+                    let socket = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+                    socket.set_nonblocking(true).map_err(bind_err)?;
                     let is_tls = tls.is_some();
                     let tls = match tls {
                         None => None,

@@ -3,7 +3,8 @@
 //!
 //! These tasks share the guest's thread (the Keep's runtime is current-thread; see
 //! docs/runtime.md, *Threads*) and never block it: every socket call is non-blocking, and TLS
-//! handshakes (accepted and outgoing) run on a separate [`HandshakePool`]. A listener's accept loop hands the guest only
+//! handshakes (accepted and outgoing) run on a separate [`HandshakePool`], where TLS listeners
+//! also accept. A listener's accept loop hands the guest only
 //! connections whose TLS handshake already finished (with a timeout and a cap on handshakes in
 //! flight), through a bounded queue (the backlog); so a client that stalls mid-handshake never
 //! blocks `sock_accept`. Each connection holds a permit of its listener's connection limit until
@@ -61,8 +62,9 @@ impl Default for ListenLimits {
 ///
 /// A Keep runs the workload and its established connections on one thread (no cross-thread
 /// hand-off per request), but a handshake costs a few hundred microseconds of public-key work:
-/// on that thread, a burst of new clients would take the workload's time. So each accepted or
-/// connecting TLS socket moves here for its handshake and back for its traffic.
+/// on that thread, a burst of new clients would take the workload's time. So TLS listeners
+/// accept here and each connection comes to the workload's thread only after its handshake;
+/// outgoing TLS sockets move here for their handshake and back for their traffic.
 #[derive(Debug)]
 pub struct HandshakePool {
     handle: tokio::runtime::Handle,
@@ -296,18 +298,38 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Start accepting on an already bound socket. `tls = None` means plain TCP; otherwise the
-    /// server config and the runtime the handshakes run on (a [`HandshakePool`]'s).
+    /// Start accepting on an already bound, non-blocking socket. `tls = None` means plain TCP,
+    /// accepted on the calling runtime; otherwise the server config and the runtime (a
+    /// [`HandshakePool`]'s) that accepts and runs the handshakes. Either way, connections are
+    /// served on the calling runtime.
     pub fn start(
         name: String,
-        socket: TcpListener,
+        socket: std::net::TcpListener,
         tls: Option<(Arc<rustls::ServerConfig>, tokio::runtime::Handle)>,
         limits: ListenLimits,
         guest: Arc<Notify>,
     ) -> io::Result<Self> {
         let local_addr = socket.local_addr()?;
         let (tx, rx) = mpsc::channel(limits.backlog.max(1));
-        let task = tokio::spawn(accept_loop(name.clone(), socket, tls, limits, tx, guest));
+        let home = tokio::runtime::Handle::current();
+        let task = match tls {
+            None => {
+                let socket = TcpListener::from_std(socket)?;
+                let accept = accept_loop(name.clone(), socket, None, home, limits, tx, guest);
+                tokio::spawn(accept)
+            }
+            Some((config, pool)) => {
+                // Registered with the pool's reactor: accepts and handshakes never touch the
+                // workload's thread.
+                let socket = {
+                    let _pool = pool.enter();
+                    TcpListener::from_std(socket)?
+                };
+                let acceptor = Some(tokio_rustls::TlsAcceptor::from(config));
+                let accept = accept_loop(name.clone(), socket, acceptor, home, limits, tx, guest);
+                pool.spawn(accept)
+            }
+        };
         Ok(Listener {
             name,
             local_addr,
@@ -334,17 +356,19 @@ impl Listener {
     }
 }
 
+/// Accept on the runtime this runs on (the pool's for TLS, where the handshakes run too), and
+/// serve each finished connection on `home`, the workload's runtime.
 async fn accept_loop(
     name: String,
     socket: TcpListener,
-    tls: Option<(Arc<rustls::ServerConfig>, tokio::runtime::Handle)>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    home: tokio::runtime::Handle,
     limits: ListenLimits,
     backlog: mpsc::Sender<Arc<Connection>>,
     guest: Arc<Notify>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
-    let acceptor = tls.map(|(config, pool)| (tokio_rustls::TlsAcceptor::from(config), pool));
     let warned = AtomicBool::new(false);
     loop {
         if connections.available_permits() == 0 && !warned.swap(true, Ordering::Relaxed) {
@@ -373,31 +397,48 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let backlog = backlog.clone();
         let guest = guest.clone();
+        let home = home.clone();
         let timeout = limits.handshake_timeout;
         let name = name.clone();
         tokio::spawn(async move {
             let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
-            let wire = match acceptor {
-                Some((acceptor, pool)) => {
-                    let handshake = handshake_on(&pool, tcp, timeout, move |tcp| async move {
-                        Ok(acceptor.accept(tcp).await?.into_inner())
-                    })
-                    .await;
+            match acceptor {
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
                     drop(hs_permit);
-                    match handshake {
-                        Ok(wire) => wire,
-                        Err(e) => {
+                    let session = match handshake {
+                        Ok(Ok(stream)) => stream.into_inner(),
+                        Ok(Err(e)) => {
                             tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
                             return;
                         }
-                    }
+                        Err(_) => {
+                            tracing::info!(listener = %name, %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    // A tokio socket belongs to the reactor it was registered with: leave the
+                    // pool's here, join the workload's there.
+                    let (tcp, session) = match session.0.into_std() {
+                        Ok(tcp) => (tcp, session.1),
+                        Err(e) => {
+                            tracing::info!(listener = %name, %peer, error = %e, "cannot hand over a connection");
+                            return;
+                        }
+                    };
+                    let served = conn.clone();
+                    home.spawn(async move {
+                        match TcpStream::from_std(tcp) {
+                            Ok(tcp) => pump(Arc::new(Wire::tls(tcp, session.into())), served).await,
+                            Err(e) => served.fail(e.kind()),
+                        }
+                    });
                 }
                 None => {
                     drop(hs_permit);
-                    Wire::plain(tcp)
+                    home.spawn(pump(Arc::new(Wire::plain(tcp)), conn.clone()));
                 }
-            };
-            tokio::spawn(pump(Arc::new(wire), conn.clone()));
+            }
             if backlog.send(conn.clone()).await.is_ok() {
                 guest.notify_one();
             } else {

@@ -404,25 +404,12 @@ async fn accept_loop(
             let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
             match acceptor {
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
+                    let handshake = accept_tls(acceptor, tcp, timeout).await;
                     drop(hs_permit);
-                    let session = match handshake {
-                        Ok(Ok(stream)) => stream.into_inner(),
-                        Ok(Err(e)) => {
-                            tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(listener = %name, %peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    // A tokio socket belongs to the reactor it was registered with: leave the
-                    // pool's here, join the workload's there.
-                    let (tcp, session) = match session.0.into_std() {
-                        Ok(tcp) => (tcp, session.1),
+                    let (tcp, session) = match handshake {
+                        Ok(done) => done,
                         Err(e) => {
-                            tracing::info!(listener = %name, %peer, error = %e, "cannot hand over a connection");
+                            tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
                             return;
                         }
                     };
@@ -446,6 +433,21 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// The server side of a TLS handshake on the calling runtime, with a deadline. The socket comes
+/// back out of this runtime's reactor, ready to join the workload's (a tokio socket belongs to
+/// the reactor it was registered with).
+async fn accept_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> io::Result<(std::net::TcpStream, rustls::ServerConnection)> {
+    let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let (tcp, session) = stream.into_inner();
+    Ok((tcp.into_std()?, session))
 }
 
 /// Run a TLS handshake (`handshake`, server or client side) on `pool`, with a deadline, and bring

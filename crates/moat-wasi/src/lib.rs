@@ -223,11 +223,12 @@ impl MoatWasi {
                     Kind::Listener(Arc::new(listener))
                 }
                 FdSpec::Connect { target, .. } => {
-                    let pool = match target.tls {
-                        Some(_) => Some(pool_handle(&mut handshake_pool)?),
-                        None => None,
+                    // A plain connect never hands its socket over: no pool needed for it.
+                    let handshakes = match target.tls {
+                        Some(_) => pool_handle(&mut handshake_pool)?,
+                        None => handle.clone(),
                     };
-                    Kind::Stream(net::connect(target, &guest_notify, pool))
+                    Kind::Stream(net::connect(target, &guest_notify, handshakes))
                 }
             };
             table.insert_at(fd_num, kind);

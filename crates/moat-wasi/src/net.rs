@@ -443,11 +443,19 @@ async fn accept_tls(
     tcp: TcpStream,
     timeout: Duration,
 ) -> io::Result<(std::net::TcpStream, rustls::ServerConnection)> {
-    let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let stream = within(timeout, acceptor.accept(tcp)).await?;
     let (tcp, session) = stream.into_inner();
     Ok((tcp.into_std()?, session))
+}
+
+/// `handshake`, failing with `TimedOut` if it takes longer than `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    handshake: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
 }
 
 /// Run a TLS handshake (`handshake`, server or client side) on `pool`, with a deadline, and bring
@@ -468,9 +476,7 @@ where
     let std_tcp = tcp.into_std()?;
     let handshake = pool.spawn(async move {
         let tcp = TcpStream::from_std(std_tcp)?;
-        let (tcp, session) = tokio::time::timeout(timeout, handshake(tcp))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        let (tcp, session) = within(timeout, handshake(tcp)).await?;
         Ok::<_, io::Error>((tcp.into_std()?, session))
     });
     let (std_tcp, session) = handshake
@@ -492,18 +498,17 @@ pub struct ConnectTarget {
 }
 
 /// Give the guest a connection at once and connect in the background; a failure shows up on
-/// the guest's next read or write. A TLS target's handshake runs on `pool` (a
-/// [`HandshakePool`]'s, required for TLS targets): verifying the server's chain is public-key
-/// work too.
+/// the guest's next read or write. A TLS target's handshake runs on `handshakes` (a
+/// [`HandshakePool`]'s runtime): verifying the server's chain is public-key work too.
 pub fn connect(
     target: ConnectTarget,
     guest: &Arc<Notify>,
-    pool: Option<tokio::runtime::Handle>,
+    handshakes: tokio::runtime::Handle,
 ) -> Arc<Connection> {
     let conn = Connection::new(guest, None, None);
     let task_conn = conn.clone();
     tokio::spawn(async move {
-        if let Err(e) = connect_and_pump(&target, pool, task_conn.clone()).await {
+        if let Err(e) = connect_and_pump(&target, handshakes, task_conn.clone()).await {
             tracing::warn!(host = %target.host, port = target.port, error = %e, "connect failed");
             task_conn.fail(e.kind());
         }
@@ -513,7 +518,7 @@ pub fn connect(
 
 async fn connect_and_pump(
     target: &ConnectTarget,
-    pool: Option<tokio::runtime::Handle>,
+    handshakes: tokio::runtime::Handle,
     conn: Arc<Connection>,
 ) -> io::Result<()> {
     let host = target.host.as_str();
@@ -540,9 +545,7 @@ async fn connect_and_pump(
             let connector = tokio_rustls::TlsConnector::from(config.clone());
             let handshake =
                 move |tcp| async move { Ok(connector.connect(name, tcp).await?.into_inner()) };
-            let pool =
-                pool.ok_or_else(|| io::Error::other("TLS connect without a handshake pool"))?;
-            let wire = handshake_on(&pool, tcp, target.timeout, handshake).await?;
+            let wire = handshake_on(&handshakes, tcp, target.timeout, handshake).await?;
             pump(Arc::new(wire), conn).await
         }
     }

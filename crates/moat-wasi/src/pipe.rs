@@ -28,7 +28,6 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 struct PipeState {
     buf: VecDeque<u8>,
-    cap: usize,
     /// The writer finished: once drained, reads see end-of-file.
     write_closed: bool,
     /// The reader went away: writes fail with `EPIPE`, the writer side should stop.
@@ -54,7 +53,7 @@ pub struct Pipe {
     state: Mutex<PipeState>,
     /// `state.snapshot()` as of the last unlock.
     published: AtomicU64,
-    /// `state.cap`, readable without the lock.
+    /// Most bytes buffered at once; fixed, so it lives outside the lock.
     cap: usize,
     host: Notify,
     guest: Arc<Notify>,
@@ -132,7 +131,6 @@ impl Pipe {
         Pipe {
             state: Mutex::new(PipeState {
                 buf: VecDeque::new(),
-                cap,
                 write_closed: false,
                 read_closed: false,
                 error: None,
@@ -183,7 +181,7 @@ impl Pipe {
             let from_a = n.min(a.len());
             let n = copy(&a[..from_a], &b[..n - from_a]).min(n);
             if !peek {
-                let was_full = s.buf.len() >= s.cap;
+                let was_full = s.buf.len() >= self.cap;
                 s.buf.drain(..n);
                 drop(s);
                 // Only a writer waiting for room needs to hear of it.
@@ -217,7 +215,7 @@ impl Pipe {
         if s.read_closed || s.write_closed {
             return WriteOutcome::Closed;
         }
-        let room = s.cap.saturating_sub(s.buf.len());
+        let room = self.cap.saturating_sub(s.buf.len());
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if room == 0 {
             return if total == 0 {
@@ -247,7 +245,7 @@ impl Pipe {
         if s.read_closed || s.error.is_some() {
             None
         } else {
-            Some(s.cap.saturating_sub(s.buf.len()))
+            Some(self.cap.saturating_sub(s.buf.len()))
         }
     }
 
@@ -312,7 +310,7 @@ impl Pipe {
                 Taken::Empty
             });
         }
-        let was_full = s.buf.len() >= s.cap;
+        let was_full = s.buf.len() >= self.cap;
         let (front, _) = s.buf.as_slices();
         let n = sink(&front[..max.min(front.len())])?;
         s.buf.drain(..n);

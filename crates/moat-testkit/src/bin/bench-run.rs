@@ -402,8 +402,6 @@ async fn measure(
     }
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
-/// that is missing: the figure is informative, not part of the ratio).
 /// Set the CPU affinity of every thread `pid` has now (threads started later inherit it from
 /// their creator). With `--split-cpus` the client and the server under test stop competing for
 /// the same cores, so each server's figure is what it does with its own cores, not what the
@@ -421,6 +419,8 @@ fn pin(pid: u32, cpus: &str) {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
+/// that is missing: the figure is informative, not part of the ratio).
 fn process_cpu(pid: u32) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;

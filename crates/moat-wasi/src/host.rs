@@ -219,6 +219,11 @@ impl MoatWasi {
         if want == 0 {
             return Ok(Step::Done(0));
         }
+        // The common miss of a non-blocking reader (tokio and mio read until EAGAIN), answered
+        // from the published readiness without taking the pipe's lock.
+        if nonblock && !pipe.readiness().readable {
+            return Err(Errno::AGAIN);
+        }
         if mode.waitall {
             let ready = pipe.readiness();
             if !ready.hangup && ready.readable_bytes < want.min(crate::net::PIPE_CAPACITY) {
@@ -940,28 +945,47 @@ async fn poll_oneoff<T: Send + 'static>(
     nsubs: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
-    let parsed = {
+    let mut subscriptions = {
         let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
-        crate::poll::parse(
-            get(data),
+        let wasi = get(data);
+        let mut parsed = std::mem::take(&mut wasi.poll_subscriptions);
+        let result = crate::poll::parse(
+            wasi,
             bytes,
             subs as u32,
             events as u32,
             nsubs as u32,
             nevents as u32,
-        )
+            &mut parsed,
+        );
+        if let Err(e) = result {
+            wasi.poll_subscriptions = parsed;
+            return Ok(e.raw());
+        }
+        parsed
     };
-    let subscriptions = match parsed {
-        Ok(s) => s,
-        Err(e) => return Ok(e.raw()),
-    };
+    let result = poll_until_ready(&mut caller, get, &subscriptions, events, nevents).await;
+    // Keep the buffer for the next call (a trap or a cancelled call just drops it).
+    subscriptions.clear();
+    let mem = memory(&mut caller, get)?;
+    get(mem.data_and_store_mut(&mut caller).1).poll_subscriptions = subscriptions;
+    result
+}
+
+async fn poll_until_ready<T: Send + 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    subscriptions: &[crate::poll::Subscription],
+    events: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
     loop {
         let wait = {
-            let mem = memory(&mut caller, get)?;
-            let (bytes, data) = mem.data_and_store_mut(&mut caller);
+            let mem = memory(caller, get)?;
+            let (bytes, data) = mem.data_and_store_mut(&mut *caller);
             let wasi = get(data);
-            match crate::poll::check(wasi, &subscriptions) {
+            match crate::poll::check(wasi, subscriptions) {
                 crate::poll::Outcome::Ready(ready) => {
                     let r = crate::poll::write_events(bytes, events as u32, nevents as u32, &ready);
                     wasi.polls_without_wait += 1;

@@ -125,6 +125,9 @@ pub struct MoatWasi {
     pub(crate) memory: Option<wasmtime::Memory>,
     /// `poll_oneoff` calls in a row that found something ready (see `host::poll_oneoff`).
     pub(crate) polls_without_wait: u32,
+    /// `poll_oneoff`'s decoded subscriptions, kept between calls: a server passes its whole fd
+    /// set on every call, and reusing the buffer saves an allocation per poll.
+    pub(crate) poll_subscriptions: Vec<poll::Subscription>,
     /// Kept alive as long as the listeners that use it.
     _handshake_pool: Option<net::HandshakePool>,
 }
@@ -246,6 +249,7 @@ impl MoatWasi {
             epoch: Instant::now(),
             memory: None,
             polls_without_wait: 0,
+            poll_subscriptions: Vec::new(),
             listeners,
             _handshake_pool: handshake_pool,
         })

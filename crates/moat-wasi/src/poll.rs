@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use crate::MoatWasi;
 use crate::abi::{self, eventtype};
 use crate::errno::Errno;
@@ -38,13 +40,18 @@ pub struct Event {
     hangup: bool,
 }
 
+/// Events ready in one call; a busy server usually has a few, so they stay on the stack.
+pub type Events = SmallVec<[Event; 8]>;
+
 pub enum Outcome {
-    Ready(Vec<Event>),
+    Ready(Events),
     /// Nothing ready: wait for a guest notification, or until the deadline.
     Wait(Option<Instant>),
 }
 
-/// Decode and check the subscriptions; also checks that the event and count buffers fit.
+/// Decode and check the subscriptions into `out` (cleared first: callers reuse one buffer, as
+/// a server polls its whole fd set on every call); also checks that the event and count
+/// buffers fit.
 pub fn parse(
     wasi: &MoatWasi,
     mem: &[u8],
@@ -52,7 +59,9 @@ pub fn parse(
     events: u32,
     nsubs: u32,
     nevents: u32,
-) -> Result<Vec<Subscription>, Errno> {
+    out: &mut Vec<Subscription>,
+) -> Result<(), Errno> {
+    out.clear();
     if nsubs == 0 {
         return Err(Errno::INVAL);
     }
@@ -69,8 +78,9 @@ pub fn parse(
         nsubs.checked_mul(abi::EVENT_SIZE).ok_or(Errno::OVERFLOW)?,
     )?;
     abi::range(mem, nevents, 4)?;
-    let now = Instant::now();
-    let mut out = Vec::with_capacity(nsubs as usize);
+    // Read once, and only when a clock subscription needs it.
+    let mut now = None;
+    out.reserve(nsubs as usize);
     for i in 0..nsubs {
         let at = subs + i * abi::SUBSCRIPTION_SIZE;
         let userdata = abi::read_u64(mem, at)?;
@@ -80,6 +90,7 @@ pub fn parse(
                 let id = abi::read_u32(mem, at + 16)?;
                 let timeout = abi::read_u64(mem, at + 24)?;
                 let flags = abi::read_u16(mem, at + 40)?;
+                let now = *now.get_or_insert_with(Instant::now);
                 clock_deadline(wasi, now, id, timeout, flags)
             }
             eventtype::FD_READ => What::Read(abi::read_u32(mem, at + 16)? as i32),
@@ -88,7 +99,7 @@ pub fn parse(
         };
         out.push(Subscription { userdata, what });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn clock_deadline(wasi: &MoatWasi, now: Instant, id: u32, timeout: u64, flags: u16) -> What {
@@ -111,11 +122,11 @@ fn clock_deadline(wasi: &MoatWasi, now: Instant, id: u32, timeout: u64, flags: u
 
 /// Which subscriptions are ready now; if none, how long to wait at most.
 pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
-    let now = Instant::now();
-    let mut ready = Vec::new();
+    let mut now = None;
+    let mut ready = Events::new();
     // Writable events already reported once (see `Connection::report_writable`), and whether
     // anything in this poll can still wake the guest if they are held back.
-    let mut repeated_writable = Vec::new();
+    let mut repeated_writable = Events::new();
     let mut can_wake = false;
     let mut earliest: Option<Instant> = None;
     for sub in subs {
@@ -127,7 +138,7 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             hangup,
         };
         match sub.what {
-            What::Clock(Some(at)) if at <= now => {
+            What::Clock(Some(at)) if at <= *now.get_or_insert_with(Instant::now) => {
                 ready.push(event(eventtype::CLOCK, Errno::SUCCESS, 0, false))
             }
             What::Clock(Some(at)) => {

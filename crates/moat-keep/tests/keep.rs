@@ -370,6 +370,49 @@ fn writability_is_reported_once_per_write_attempt() {
 }
 
 #[test]
+fn each_poll_sees_only_its_own_subscriptions() {
+    // The host keeps one subscription buffer between calls; nothing of an earlier call (a big
+    // one, a failed one) may leak into a later one. $fill writes N fd_write subscriptions on
+    // stdout (always ready) with userdata 1000+i at 1024; each poll's events go to 300000.
+    let wasm = module(
+        r#"(func $fill (param $n i32) (local $i i32)
+            (local.set $i (i32.const 0))
+            (block $done (loop $next
+              (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+              (i64.store (i32.add (i32.const 1024) (i32.mul (local.get $i) (i32.const 48)))
+                (i64.extend_i32_u (i32.add (local.get $i) (i32.const 1000))))
+              (i32.store8 (i32.add (i32.const 1032) (i32.mul (local.get $i) (i32.const 48))) (i32.const 2))
+              (i32.store (i32.add (i32.const 1040) (i32.mul (local.get $i) (i32.const 48))) (i32.const 1))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br $next))))
+          (func $poll_n (param $n i32) (result i32)
+            (if (call $poll (i32.const 1024) (i32.const 300000) (local.get $n) (i32.const 400))
+              (then (call $exit (i32.const 20))))
+            (i32.load (i32.const 400)))
+          (func (export "_start")
+            (drop (memory.grow (i32.const 6)))
+            ;; a call far bigger than the buffer the host keeps
+            (call $fill (i32.const 5000))
+            (if (i32.ne (call $poll_n (i32.const 5000)) (i32.const 5000)) (then (call $exit (i32.const 2))))
+            ;; then a small one: exactly its one event
+            (call $fill (i32.const 1))
+            (if (i32.ne (call $poll_n (i32.const 1)) (i32.const 1)) (then (call $exit (i32.const 3))))
+            (if (i64.ne (i64.load (i32.const 300000)) (i64.const 1000)) (then (call $exit (i32.const 4))))
+            ;; three, then a bad event type (EINVAL), then one again
+            (call $fill (i32.const 3))
+            (if (i32.ne (call $poll_n (i32.const 3)) (i32.const 3)) (then (call $exit (i32.const 5))))
+            (i32.store8 (i32.const 1032) (i32.const 7))
+            (if (i32.ne (call $poll (i32.const 1024) (i32.const 300000) (i32.const 1) (i32.const 400)) (i32.const 28))
+              (then (call $exit (i32.const 6))))
+            (call $fill (i32.const 1))
+            (if (i32.ne (call $poll_n (i32.const 1)) (i32.const 1)) (then (call $exit (i32.const 7))))
+            (if (i64.ne (i64.load (i32.const 300000)) (i64.const 1000)) (then (call $exit (i32.const 8))))
+            (call $exit (i32.const 0)))"#,
+    );
+    assert_eq!(run(wasm, spec(stdio())).unwrap().exit_code, 0);
+}
+
+#[test]
 fn poll_with_a_relative_clock_times_out() {
     let wasm = module(
         r#"(func (export "_start")

@@ -34,6 +34,10 @@ const POLLS_BEFORE_YIELD: u32 = 16;
 /// Largest chunk moved between a pipe and guest memory in one call.
 const MAX_TRANSFER: usize = 256 * 1024;
 
+/// Largest `poll_oneoff` subscription buffer kept between calls (a server with ~2,000
+/// connections subscribes twice to each).
+const KEPT_SUBSCRIPTIONS: usize = 4096;
+
 /// How the store's data gives access to the [`MoatWasi`] state.
 pub trait GetWasi<T>: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
 impl<T, F> GetWasi<T> for F where F: Fn(&mut T) -> &mut MoatWasi + Send + Sync + Copy + 'static {}
@@ -966,10 +970,13 @@ async fn poll_oneoff<T: Send + 'static>(
         parsed
     };
     let result = poll_until_ready(&mut caller, get, &subscriptions, events, nevents).await;
-    // Keep the buffer for the next call (a trap or a cancelled call just drops it).
-    subscriptions.clear();
-    let mem = memory(&mut caller, get)?;
-    get(mem.data_and_store_mut(&mut caller).1).poll_subscriptions = subscriptions;
+    // Keep the buffer for the next call (a trap or a cancelled call just drops it), unless one
+    // huge call grew it: that memory goes back rather than staying with the Keep for good.
+    if subscriptions.capacity() <= KEPT_SUBSCRIPTIONS {
+        subscriptions.clear();
+        let mem = memory(&mut caller, get)?;
+        get(mem.data_and_store_mut(&mut caller).1).poll_subscriptions = subscriptions;
+    }
     result
 }
 

@@ -107,6 +107,23 @@ impl Steward {
         self.log.lock().unwrap().clone()
     }
 
+    /// Whether the log has (or soon gets) a line containing `needle`. The Steward may log a
+    /// request after its response went out, and a reader thread copies its stderr, so a line
+    /// can land just after the client saw the answer; this waits for it (a guard against a
+    /// line that never comes, not a timing check).
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -949,31 +949,30 @@ async fn poll_oneoff<T: Send + 'static>(
     nsubs: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
-    let mut subscriptions = {
+    let (subscriptions, parsed) = {
         let mem = memory(&mut caller, get)?;
         let (bytes, data) = mem.data_and_store_mut(&mut caller);
         let wasi = get(data);
-        let mut parsed = std::mem::take(&mut wasi.poll_subscriptions);
-        let result = crate::poll::parse(
+        let mut subscriptions = std::mem::take(&mut wasi.poll_subscriptions);
+        let parsed = crate::poll::parse(
             wasi,
             bytes,
             subs as u32,
             events as u32,
             nsubs as u32,
             nevents as u32,
-            &mut parsed,
+            &mut subscriptions,
         );
-        if let Err(e) = result {
-            wasi.poll_subscriptions = parsed;
-            return Ok(e.raw());
-        }
-        parsed
+        (subscriptions, parsed)
     };
-    let result = poll_until_ready(&mut caller, get, &subscriptions, events, nevents).await;
+    let result = match parsed {
+        Ok(()) => poll_until_ready(&mut caller, get, &subscriptions, events, nevents).await,
+        Err(e) => Ok(e.raw()),
+    };
     // Keep the buffer for the next call (a trap or a cancelled call just drops it), unless one
     // huge call grew it: that memory goes back rather than staying with the Keep for good.
+    // (`parse` clears it before use.)
     if subscriptions.capacity() <= KEPT_SUBSCRIPTIONS {
-        subscriptions.clear();
         let mem = memory(&mut caller, get)?;
         get(mem.data_and_store_mut(&mut caller).1).poll_subscriptions = subscriptions;
     }

@@ -67,6 +67,10 @@ impl KeepEngine {
     pub fn new(cache: &CacheSetting) -> Result<Self, KeepError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Fill function tables at instantiation instead of on first use: every `call_indirect`
+        // then skips the lazy-initialisation check. Rust guests make many indirect calls (trait
+        // objects, and wakers in async runtimes); the price is microseconds at start-up.
+        config.table_lazy_init(false);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
         if let Some(dir) = cache.directory() {
             let mut cache_config = CacheConfig::new();

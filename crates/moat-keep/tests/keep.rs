@@ -201,6 +201,52 @@ fn blocking_echo_over_tcp_with_half_close() {
     assert_eq!(handle.join().unwrap().unwrap().exit_code, 0);
 }
 
+#[test]
+fn a_connection_the_guest_closed_frees_its_slot_while_the_peer_stays_silent() {
+    // One connection allowed. The guest accepts the first client, closes it and accepts again;
+    // the first client never sends anything nor closes. The second accept can only succeed
+    // once the host stopped reading the closed connection and released its slot.
+    let wasm = module(
+        r#"(data (i32.const 16) "2")
+        (func (export "_start") (local $fd i32)
+          (if (call $accept (i32.const 3) (i32.const 0) (i32.const 0)) (then (call $exit (i32.const 10))))
+          (if (call $close (i32.load (i32.const 0))) (then (call $exit (i32.const 11))))
+          (if (call $accept (i32.const 3) (i32.const 0) (i32.const 0)) (then (call $exit (i32.const 12))))
+          (local.set $fd (i32.load (i32.const 0)))
+          (i32.store (i32.const 8) (i32.const 16))
+          (i32.store (i32.const 12) (i32.const 1))
+          (if (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 32))
+            (then (call $exit (i32.const 13))))
+          (drop (call $close (local.get $fd))))"#,
+    );
+    let mut fds = stdio();
+    fds.push(FdSpec::Listen {
+        name: "sock".into(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        limits: ListenLimits {
+            max_connections: 1,
+            ..ListenLimits::default()
+        },
+    });
+    let mut s = spec(fds);
+    s.limits.max_wall_time = Some(Duration::from_secs(20));
+    let (addr, handle) = start(wasm, s);
+    let addr = addr.unwrap();
+    let mut silent = TcpStream::connect(addr).unwrap();
+    // The guest closed the first connection once it ends (FIN) on this side.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(silent.read(&mut [0u8; 1]).unwrap(), 0);
+    let mut second = TcpStream::connect(addr).unwrap();
+    let mut got = Vec::new();
+    second.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"2");
+    assert_eq!(handle.join().unwrap().unwrap().exit_code, 0);
+    drop(silent);
+}
+
 fn self_signed() -> (
     Arc<rustls::ServerConfig>,
     rustls::pki_types::CertificateDer<'static>,

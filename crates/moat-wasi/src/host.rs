@@ -112,6 +112,43 @@ macro_rules! own {
     }};
 }
 
+/// Register a function that usually finishes at once: `$now` tries it synchronously and returns
+/// `None` when it has to wait (or delegate), and only then is the async `$name` run.
+///
+/// wasmtime runs every async host call through a boxed future of its own around ours, on the
+/// workload's fiber. A busy server makes a handful of these calls per request, and moving a
+/// large future into its box showed up in instruction counts; answering the common case before
+/// any future exists leaves only a small ready one.
+macro_rules! own_fast {
+    ($linker:ident, $get:ident, $name:ident ( $($arg:ident : $ty:ty),* ), now = $now:ident) => {{
+        $linker.func_wrap_async(
+            MODULE,
+            stringify!($name),
+            move |mut caller: Caller<'_, T>, ($($arg,)*): ($($ty,)*)| {
+                match $now(&mut caller, $get, $($arg),*) {
+                    Some(done) => Box::new(std::future::ready(done))
+                        as Box<dyn Future<Output = wasmtime::Result<i32>> + Send + '_>,
+                    None => Box::new($name(caller, $get, $($arg),*)),
+                }
+            },
+        )?;
+    }};
+}
+
+/// Register a function that never waits as a plain synchronous import: no fiber hand-off and
+/// no boxed futures per call.
+macro_rules! own_sync {
+    ($linker:ident, $get:ident, $name:ident ( $($arg:ident : $ty:ty),* )) => {{
+        $linker.func_wrap(
+            MODULE,
+            stringify!($name),
+            move |caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
+                $name(caller, $get, $($arg),*)
+            },
+        )?;
+    }};
+}
+
 /// Add the complete `wasi_snapshot_preview1` import set for a store whose data holds a
 /// [`MoatWasi`] reachable through `get`. Leaves shadowing allowed on `linker`.
 pub fn add_to_linker<T: Send + 'static>(
@@ -121,8 +158,8 @@ pub fn add_to_linker<T: Send + 'static>(
     wasmtime_wasi::p1::add_to_linker_async(linker, move |t| &mut get(t).p1)?;
     linker.allow_shadowing(true);
 
-    own!(linker, get, fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32));
-    own!(linker, get, fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32));
+    own_fast!(linker, get, fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32), now = fd_read_now);
+    own_fast!(linker, get, fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32), now = fd_write_now);
     own!(linker, get, fd_close(fd: i32));
     own!(linker, get, fd_fdstat_get(fd: i32, out: i32));
     own!(linker, get, fd_fdstat_set_flags(fd: i32, flags: i32));
@@ -134,15 +171,32 @@ pub fn add_to_linker<T: Send + 'static>(
         dirfd: i32, dirflags: i32, path: i32, path_len: i32, oflags: i32,
         rights_base: i64, rights_inheriting: i64, fdflags: i32, out: i32
     ));
-    own!(linker, get, poll_oneoff(subs: i32, events: i32, nsubs: i32, nevents: i32));
-    own!(linker, get, clock_time_get(id: i32, precision: i64, out: i32));
-    own!(linker, get, clock_res_get(id: i32, out: i32));
+    linker.func_wrap_async(
+        MODULE,
+        "poll_oneoff",
+        move |mut caller: Caller<'_, T>, (subs, events, nsubs, nevents): (i32, i32, i32, i32)| {
+            match poll_oneoff_now(&mut caller, get, subs, events, nsubs, nevents) {
+                PollNow::Done(result) => Box::new(std::future::ready(result))
+                    as Box<dyn Future<Output = wasmtime::Result<i32>> + Send + '_>,
+                PollNow::DoneThenYield(errno) => Box::new(yield_then(errno)),
+                PollNow::Wait(subscriptions) => Box::new(poll_oneoff_wait(
+                    caller,
+                    get,
+                    subscriptions,
+                    events,
+                    nevents,
+                )),
+            }
+        },
+    )?;
+    own_sync!(linker, get, clock_time_get(id: i32, precision: i64, out: i32));
+    own_sync!(linker, get, clock_res_get(id: i32, out: i32));
     own!(linker, get, sock_accept(fd: i32, flags: i32, out: i32));
     own!(linker, get, sock_recv(
         fd: i32, iovs: i32, iovs_len: i32, flags: i32, out_len: i32, out_flags: i32
     ));
     own!(linker, get, sock_send(fd: i32, iovs: i32, iovs_len: i32, flags: i32, out_len: i32));
-    own!(linker, get, sock_shutdown(fd: i32, how: i32));
+    own_sync!(linker, get, sock_shutdown(fd: i32, how: i32));
 
     delegate!(linker, get, fd_advise(fd: i32, offset: i64, len: i64, advice: i32), fds [fd => Errno::SPIPE] .await);
     delegate!(linker, get, fd_allocate(fd: i32, offset: i64, len: i64), fds [fd => Errno::SPIPE]);
@@ -336,19 +390,84 @@ async fn transfer<T: Send + 'static>(
     step: impl Fn(&mut MoatWasi, &mut [u8], &[IoVec]) -> Result<Step, Errno>,
 ) -> wasmtime::Result<Result<Step, Errno>> {
     loop {
-        let mem = memory(caller, get)?;
-        let (bytes, data) = mem.data_and_store_mut(&mut *caller);
-        let wasi = get(data);
-        let result = (|| {
-            abi::range(bytes, out_len as u32, 4)?;
-            let iovs = abi::iovecs(bytes, iovs as u32, iovs_len as u32)?;
-            step(wasi, bytes, &iovs)
-        })();
-        match result {
+        match transfer_once(caller, get, iovs, iovs_len, out_len, &step)? {
             Ok(Step::Wait(notify)) => notify.notified().await,
             other => return Ok(other),
         }
     }
+}
+
+/// One attempt of [`transfer`], without waiting.
+fn transfer_once<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    iovs: i32,
+    iovs_len: i32,
+    out_len: i32,
+    step: impl Fn(&mut MoatWasi, &mut [u8], &[IoVec]) -> Result<Step, Errno>,
+) -> wasmtime::Result<Result<Step, Errno>> {
+    let mem = memory(caller, get)?;
+    let (bytes, data) = mem.data_and_store_mut(&mut *caller);
+    let wasi = get(data);
+    Ok((|| {
+        abi::range(bytes, out_len as u32, 4)?;
+        let iovs = abi::iovecs(bytes, iovs as u32, iovs_len as u32)?;
+        step(wasi, bytes, &iovs)
+    })())
+}
+
+/// The answer of a read or write that did not have to wait or delegate; `None` otherwise.
+fn answer_now<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    out_len: i32,
+    attempt: wasmtime::Result<Result<Step, Errno>>,
+) -> Option<wasmtime::Result<i32>> {
+    match attempt {
+        Err(trap) => Some(Err(trap)),
+        Ok(Ok(Step::Done(n))) => Some(write_result_u32(caller, get, out_len, n)),
+        Ok(Ok(Step::Wait(_) | Step::Delegate(_))) => None,
+        Ok(Err(e)) => Some(Ok(e.raw())),
+    }
+}
+
+const FD_READ_MODE: ReadMode = ReadMode {
+    peek: false,
+    waitall: false,
+    sockets_only: false,
+};
+
+fn fd_read_now<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nread: i32,
+) -> Option<wasmtime::Result<i32>> {
+    let attempt = transfer_once(caller, get, iovs, iovs_len, nread, |wasi, bytes, iovs| {
+        wasi.read_step(bytes, fd, iovs, FD_READ_MODE)
+    });
+    answer_now(caller, get, nread, attempt)
+}
+
+fn fd_write_now<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: impl GetWasi<T>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten: i32,
+) -> Option<wasmtime::Result<i32>> {
+    let attempt = transfer_once(
+        caller,
+        get,
+        iovs,
+        iovs_len,
+        nwritten,
+        |wasi, bytes, iovs| wasi.write_step(bytes, fd, iovs, false),
+    );
+    answer_now(caller, get, nwritten, attempt)
 }
 
 async fn read_common<T: Send + 'static>(
@@ -374,12 +493,7 @@ async fn fd_read<T: Send + 'static>(
     iovs_len: i32,
     nread: i32,
 ) -> wasmtime::Result<i32> {
-    let mode = ReadMode {
-        peek: false,
-        waitall: false,
-        sockets_only: false,
-    };
-    match read_common(&mut caller, get, fd, iovs, iovs_len, nread, mode).await? {
+    match read_common(&mut caller, get, fd, iovs, iovs_len, nread, FD_READ_MODE).await? {
         Ok(Step::Done(n)) => Ok(write_result_u32(&mut caller, get, nread, n)?),
         Ok(Step::Delegate(inner)) => {
             raw_call!(caller, get, fd_read(inner, iovs, iovs_len, nread).await)
@@ -548,7 +662,7 @@ async fn sock_accept<T: Send + 'static>(
     }
 }
 
-async fn sock_shutdown<T: Send + 'static>(
+fn sock_shutdown<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     fd: i32,
@@ -564,7 +678,7 @@ async fn sock_shutdown<T: Send + 'static>(
         match &wasi.table.get(fd)?.kind {
             Kind::Stream(conn) => {
                 if how & abi::sdflags::RD != 0 {
-                    conn.inbound.close_read();
+                    conn.stop_receiving();
                 }
                 if how & abi::sdflags::WR != 0 {
                     conn.outbound.close_write();
@@ -912,7 +1026,7 @@ impl MoatWasi {
     }
 }
 
-async fn clock_time_get<T: Send + 'static>(
+fn clock_time_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     id: i32,
@@ -927,7 +1041,7 @@ async fn clock_time_get<T: Send + 'static>(
     Ok(r.err().unwrap_or(Errno::SUCCESS).raw())
 }
 
-async fn clock_res_get<T: Send + 'static>(
+fn clock_res_get<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     id: i32,
@@ -941,68 +1055,100 @@ async fn clock_res_get<T: Send + 'static>(
     Ok(r.err().unwrap_or(Errno::SUCCESS).raw())
 }
 
-async fn poll_oneoff<T: Send + 'static>(
-    mut caller: Caller<'_, T>,
+/// What one look at `poll_oneoff`'s subscriptions found.
+enum PollNow {
+    /// Answered: events written (or an error for the guest, or a trap).
+    Done(wasmtime::Result<i32>),
+    /// Answered, but the workload has found something ready many times in a row: yield the
+    /// thread before returning (see [`POLLS_BEFORE_YIELD`]).
+    DoneThenYield(i32),
+    /// Nothing ready yet: wait, with these parsed subscriptions.
+    Wait(Vec<crate::poll::Subscription>),
+}
+
+fn poll_oneoff_now<T: 'static>(
+    caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
     subs: i32,
     events: i32,
     nsubs: i32,
     nevents: i32,
-) -> wasmtime::Result<i32> {
-    let (subscriptions, parsed) = {
-        let mem = memory(&mut caller, get)?;
-        let (bytes, data) = mem.data_and_store_mut(&mut caller);
-        let wasi = get(data);
-        let mut subscriptions = std::mem::take(&mut wasi.poll_subscriptions);
-        let parsed = crate::poll::parse(
-            wasi,
-            bytes,
-            subs as u32,
-            events as u32,
-            nsubs as u32,
-            nevents as u32,
-            &mut subscriptions,
-        );
-        (subscriptions, parsed)
+) -> PollNow {
+    let mem = match memory(caller, get) {
+        Ok(mem) => mem,
+        Err(trap) => return PollNow::Done(Err(trap)),
     };
-    let result = match parsed {
-        Ok(()) => poll_until_ready(&mut caller, get, &subscriptions, events, nevents).await,
-        Err(e) => Ok(e.raw()),
-    };
-    // Keep the buffer for the next call (a trap or a cancelled call just drops it), unless one
-    // huge call grew it: that memory goes back rather than staying with the Keep for good.
-    // (`parse` clears it before use.)
-    if subscriptions.capacity() <= KEPT_SUBSCRIPTIONS {
-        let mem = memory(&mut caller, get)?;
-        get(mem.data_and_store_mut(&mut caller).1).poll_subscriptions = subscriptions;
+    let (bytes, data) = mem.data_and_store_mut(&mut *caller);
+    let wasi = get(data);
+    let mut subscriptions = std::mem::take(&mut wasi.poll_subscriptions);
+    let parsed = crate::poll::parse(
+        wasi,
+        bytes,
+        subs as u32,
+        events as u32,
+        nsubs as u32,
+        nevents as u32,
+        &mut subscriptions,
+    );
+    if let Err(e) = parsed {
+        wasi.keep_subscriptions(subscriptions);
+        return PollNow::Done(Ok(e.raw()));
     }
-    result
+    match crate::poll::check(wasi, &subscriptions) {
+        crate::poll::Outcome::Ready(ready) => {
+            wasi.keep_subscriptions(subscriptions);
+            match answer_poll(wasi, bytes, events, nevents, &ready) {
+                (errno, true) => PollNow::DoneThenYield(errno),
+                (errno, false) => PollNow::Done(Ok(errno)),
+            }
+        }
+        crate::poll::Outcome::Wait(_) => PollNow::Wait(subscriptions),
+    }
 }
 
-async fn poll_until_ready<T: Send + 'static>(
-    caller: &mut Caller<'_, T>,
+/// Write the ready events and count the answer towards the next yield: the errno, and whether
+/// to yield the thread before returning it.
+fn answer_poll(
+    wasi: &mut MoatWasi,
+    bytes: &mut [u8],
+    events: i32,
+    nevents: i32,
+    ready: &[crate::poll::Event],
+) -> (i32, bool) {
+    let r = crate::poll::write_events(bytes, events as u32, nevents as u32, ready);
+    let errno = r.err().unwrap_or(Errno::SUCCESS).raw();
+    wasi.polls_without_wait += 1;
+    let then_yield = wasi.polls_without_wait >= POLLS_BEFORE_YIELD;
+    if then_yield {
+        wasi.polls_without_wait = 0;
+    }
+    (errno, then_yield)
+}
+
+/// `poll_oneoff` once nothing was ready at the first look: wait for a guest notification or
+/// the earliest clock deadline, and look again.
+async fn poll_oneoff_wait<T: Send + 'static>(
+    mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
-    subscriptions: &[crate::poll::Subscription],
+    subscriptions: Vec<crate::poll::Subscription>,
     events: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     loop {
-        let wait = {
-            let mem = memory(caller, get)?;
-            let (bytes, data) = mem.data_and_store_mut(&mut *caller);
+        let (notify, deadline) = {
+            let mem = memory(&mut caller, get)?;
+            let (bytes, data) = mem.data_and_store_mut(&mut caller);
             let wasi = get(data);
-            match crate::poll::check(wasi, subscriptions) {
+            match crate::poll::check(wasi, &subscriptions) {
                 crate::poll::Outcome::Ready(ready) => {
-                    let r = crate::poll::write_events(bytes, events as u32, nevents as u32, &ready);
-                    wasi.polls_without_wait += 1;
-                    if wasi.polls_without_wait >= POLLS_BEFORE_YIELD {
-                        wasi.polls_without_wait = 0;
-                        // Socket tasks share the workload's thread and run only while it
-                        // waits; a workload that always finds something ready lets them run
-                        // here, so reads keep arriving.
-                        tokio::task::yield_now().await;
-                    }
-                    return Ok(r.err().unwrap_or(Errno::SUCCESS).raw());
+                    let (errno, then_yield) = answer_poll(wasi, bytes, events, nevents, &ready);
+                    // A trap or a cancelled call just drops the buffer.
+                    wasi.keep_subscriptions(subscriptions);
+                    return if then_yield {
+                        yield_then(errno).await
+                    } else {
+                        Ok(errno)
+                    };
                 }
                 crate::poll::Outcome::Wait(deadline) => {
                     wasi.polls_without_wait = 0;
@@ -1010,12 +1156,30 @@ async fn poll_until_ready<T: Send + 'static>(
                 }
             }
         };
-        let (notify, deadline) = wait;
         match deadline {
             Some(at) => {
                 let _ = tokio::time::timeout_at(at.into(), notify.notified()).await;
             }
             None => notify.notified().await,
+        }
+    }
+}
+
+/// Yield the thread, then answer `errno`. Socket tasks share the workload's thread and run only
+/// while it waits; a workload that always finds something ready lets them run here, so reads
+/// keep arriving.
+async fn yield_then(errno: i32) -> wasmtime::Result<i32> {
+    tokio::task::yield_now().await;
+    Ok(errno)
+}
+
+impl MoatWasi {
+    /// Keep `poll_oneoff`'s subscription buffer for the next call, unless one huge call grew
+    /// it: that memory goes back rather than staying with the Keep for good. (`parse` clears
+    /// it before use.)
+    fn keep_subscriptions(&mut self, buffer: Vec<crate::poll::Subscription>) {
+        if buffer.capacity() <= KEPT_SUBSCRIPTIONS {
+            self.poll_subscriptions = buffer;
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::pipe::Pipe;
 use crate::wire::{Flushed, IO_CHUNK, Received, Wire};
@@ -112,6 +112,8 @@ pub struct Connection {
     write_reported: std::sync::atomic::AtomicBool,
     /// The socket, once connected (and past the TLS handshake for listeners).
     wire: OnceLock<Arc<Wire>>,
+    /// The task reading the socket into `inbound`, stopped when the guest stops reading.
+    receiver: Mutex<Receiver>,
     /// Released when the last reference (guest fd or pump) goes away.
     _permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -129,6 +131,7 @@ impl Connection {
             guest_closed: watch::channel(false).0,
             write_reported: std::sync::atomic::AtomicBool::new(false),
             wire: OnceLock::new(),
+            receiver: Mutex::new(Receiver::NotStarted),
             _permit: Mutex::new(permit),
         })
     }
@@ -136,8 +139,28 @@ impl Connection {
     /// The guest dropped its fd: flush what it wrote, then close_notify + FIN; stop reading.
     pub fn guest_close(&self) {
         self.outbound.close_write();
-        self.inbound.close_read();
+        self.stop_receiving();
         self.guest_closed.send_replace(true);
+    }
+
+    /// The guest will read no more (it closed, or shut down reading): drop what is buffered and
+    /// stop reading the socket.
+    pub fn stop_receiving(&self) {
+        self.inbound.close_read();
+        let mut receiver = self.receiver.lock().unwrap_or_else(|e| e.into_inner());
+        if let Receiver::Running(task) = &*receiver {
+            task.abort();
+        }
+        *receiver = Receiver::Stopped;
+    }
+
+    /// Record the receiving task; stop it at once if the guest already stopped reading.
+    fn receiving(&self, task: AbortHandle) {
+        let mut receiver = self.receiver.lock().unwrap_or_else(|e| e.into_inner());
+        match *receiver {
+            Receiver::Stopped => task.abort(),
+            _ => *receiver = Receiver::Running(task),
+        }
     }
 
     /// Whether `poll_oneoff` should report this writable stream again. WASI's poll is
@@ -184,22 +207,37 @@ impl Connection {
     }
 }
 
+/// Where the task reading a connection's socket stands.
+#[derive(Debug)]
+enum Receiver {
+    NotStarted,
+    Running(AbortHandle),
+    /// The guest stopped reading; a receiver started later is stopped at once.
+    Stopped,
+}
+
 /// Move bytes between `wire` and the connection's pipes until both directions end (or the
 /// guest closed and the linger time ran out). The end of the outbound direction sends TLS
 /// close_notify (for TLS streams) and then a TCP FIN.
 ///
 /// The two directions are separate tasks: each wake-up then polls only the side that has
-/// something to do, which matters when every request passes through here.
+/// something to do, which matters when every request passes through here. The receiving task
+/// waits on the socket alone; when the guest stops reading, [`Connection::stop_receiving`]
+/// aborts it (watching for that inside the task cost a registration and a deregistration on a
+/// `Notify` for every request).
 pub async fn pump(wire: Arc<Wire>, conn: Arc<Connection>) {
     // From here on the guest's thread sends what it writes itself (see `guest_flush`).
     let _ = conn.wire.set(wire.clone());
     let sender = tokio::spawn(send_until_done(wire.clone(), conn.clone()));
-    receive_until_done(&wire, &conn).await;
+    let receiver = tokio::spawn(receive_until_done(wire, conn.clone()));
+    conn.receiving(receiver.abort_handle());
+    let _ = receiver.await;
     let _ = sender.await;
 }
 
-/// Inbound: socket -> `conn.inbound`, until the peer finishes or the guest stops reading.
-async fn receive_until_done(wire: &Wire, conn: &Connection) {
+/// Inbound: socket -> `conn.inbound`, until the peer finishes, the guest stops reading (see
+/// [`Connection::stop_receiving`]) or the socket fails.
+async fn receive_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
     let mut buf = vec![0u8; IO_CHUNK];
     loop {
         let room = match conn.inbound.host_wait_room().await {
@@ -214,11 +252,7 @@ async fn receive_until_done(wire: &Wire, conn: &Connection) {
         match received {
             Ok((Received::Data(n), _)) => conn.inbound.host_push(&buf[..n]),
             Ok((Received::WouldBlock, _)) => {
-                let ready = tokio::select! {
-                    r = wire.readable() => r,
-                    () = wait_reader_gone(&conn.inbound) => return,
-                };
-                if let Err(e) = ready {
+                if let Err(e) = wire.readable().await {
                     conn.inbound.fail(e.kind());
                     return;
                 }
@@ -273,12 +307,6 @@ async fn send_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
     tokio::select! {
         () = send => {}
         () = linger => tracing::debug!(peer = ?conn.peer, "dropping a closed connection that would not drain"),
-    }
-}
-
-async fn wait_reader_gone(pipe: &Pipe) {
-    while pipe.room().is_some() {
-        pipe.host_changed().await;
     }
 }
 

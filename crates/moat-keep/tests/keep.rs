@@ -377,6 +377,35 @@ fn poll_waits_for_a_connection_and_never_reports_a_listener_writable() {
 }
 
 #[test]
+fn a_poll_on_writability_alone_is_answered_again() {
+    // One subscription: fd_write on the accepted stream. Once reported it is held back, but
+    // with nothing else in the poll that could wake the guest, waiting would be forever: the
+    // second poll must report it again.
+    let wasm = module(
+        r#"(func $poll_write (result i64)
+            (i64.store (i32.const 100) (i64.const 7))
+            (i32.store8 (i32.const 108) (i32.const 2))
+            (i32.store (i32.const 116) (i32.load (i32.const 0)))
+            (if (call $poll (i32.const 100) (i32.const 300) (i32.const 1) (i32.const 400))
+              (then (call $exit (i32.const 20))))
+            (if (i32.ne (i32.load (i32.const 400)) (i32.const 1)) (then (return (i64.const -1))))
+            (i64.load (i32.const 300)))
+          (func (export "_start")
+            (if (call $accept (i32.const 3) (i32.const 0) (i32.const 0)) (then (call $exit (i32.const 10))))
+            (if (i64.ne (call $poll_write) (i64.const 7)) (then (call $exit (i32.const 2))))
+            (if (i64.ne (call $poll_write) (i64.const 7)) (then (call $exit (i32.const 3))))
+            (call $exit (i32.const 0)))"#,
+    );
+    let mut fds = stdio();
+    fds.push(listen(None));
+    let mut s = spec(fds);
+    s.limits.max_wall_time = Some(Duration::from_secs(20));
+    let (addr, handle) = start(wasm, s);
+    let _client = TcpStream::connect(addr.unwrap()).unwrap();
+    assert_eq!(handle.join().unwrap().unwrap().exit_code, 0);
+}
+
+#[test]
 fn writability_is_reported_once_per_write_attempt() {
     // Subscriptions: [0] fd_write on the accepted stream (userdata 1), [1] a 30 ms relative
     // clock (userdata 42). A stream with room is writable; after that has been reported, the

@@ -259,6 +259,17 @@ impl MoatWasi {
         Ok((pipe, entry.nonblock))
     }
 
+    /// A non-blocking read of a connection that has nothing buffered and has not ended.
+    fn read_would_block(&self, fd: i32) -> bool {
+        match self.table.get(fd) {
+            Ok(Entry {
+                kind: Kind::Stream(conn),
+                nonblock: true,
+            }) => !conn.inbound.readiness().readable,
+            _ => false,
+        }
+    }
+
     fn read_step(
         &mut self,
         mem: &mut [u8],
@@ -445,6 +456,11 @@ fn fd_read_now<T: 'static>(
     iovs_len: i32,
     nread: i32,
 ) -> Option<wasmtime::Result<i32>> {
+    // tokio and mio guests read until EAGAIN: that last read is answered before its iovecs
+    // are even decoded (it moves nothing, so a bad pointer loses nothing either).
+    if get(caller.data_mut()).read_would_block(fd) {
+        return Some(Ok(Errno::AGAIN.raw()));
+    }
     let attempt = transfer_once(caller, get, iovs, iovs_len, nread, |wasi, bytes, iovs| {
         wasi.read_step(bytes, fd, iovs, FD_READ_MODE)
     });

@@ -171,9 +171,13 @@ impl Connection {
     /// once the guest has tried to write (see [`Connection::guest_wrote`]), or when nothing else
     /// in the poll could ever wake it (the caller's fallback).
     pub fn report_writable(&self) -> bool {
+        // Most polls find the event already reported: a plain load spares them the locked swap.
         !self
             .write_reported
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !self
+                .write_reported
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The guest tried to write (whatever the outcome): the next writable state is news.

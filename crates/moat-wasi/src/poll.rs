@@ -124,9 +124,10 @@ fn clock_deadline(wasi: &MoatWasi, now: Instant, id: u32, timeout: u64, flags: u
 pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
     let mut now = None;
     let mut ready = Events::new();
-    // Writable events already reported once (see `Connection::report_writable`), and whether
-    // anything in this poll can still wake the guest if they are held back.
-    let mut repeated_writable = Events::new();
+    // Whether writable events were held back as already reported once (see
+    // `Connection::report_writable`), and whether anything in this poll can still wake the
+    // guest if they are.
+    let mut held_back_writable = false;
     let mut can_wake = false;
     let mut earliest: Option<Instant> = None;
     for sub in subs {
@@ -196,12 +197,10 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
                     Ok(Kind::Stream(conn)) => {
                         let r = conn.outbound.readiness();
                         if r.writable {
-                            let hangup = r.writable_bytes == 0;
-                            let ev = event(kind, Errno::SUCCESS, r.writable_bytes as u64, hangup);
                             if conn.report_writable() {
-                                ready.push(ev);
+                                ready.push(writable_event(sub.userdata, &r));
                             } else {
-                                repeated_writable.push(ev);
+                                held_back_writable = true;
                             }
                         }
                     }
@@ -215,14 +214,41 @@ pub fn check(wasi: &mut MoatWasi, subs: &[Subscription]) -> Outcome {
             }
         }
     }
-    if ready.is_empty() && !repeated_writable.is_empty() && !can_wake {
+    if ready.is_empty() && held_back_writable && !can_wake {
         // Only already-reported writable streams: waiting could be forever, so say it again.
-        Outcome::Ready(repeated_writable)
+        Outcome::Ready(writable_streams(wasi, subs))
     } else if ready.is_empty() {
         Outcome::Wait(earliest)
     } else {
         Outcome::Ready(ready)
     }
+}
+
+fn writable_event(userdata: u64, r: &crate::pipe::Readiness) -> Event {
+    Event {
+        userdata,
+        error: Errno::SUCCESS,
+        kind: eventtype::FD_WRITE,
+        nbytes: r.writable_bytes as u64,
+        hangup: r.writable_bytes == 0,
+    }
+}
+
+/// Every writable stream among `subs`, reported or not: the rare fallback of [`check`], built
+/// only when needed (most polls hold back a writable event for every idle connection).
+fn writable_streams(wasi: &MoatWasi, subs: &[Subscription]) -> Events {
+    subs.iter()
+        .filter_map(|sub| {
+            let What::Write(fd) = sub.what else {
+                return None;
+            };
+            let Ok(Kind::Stream(conn)) = wasi.table.get(fd).map(|e| &e.kind) else {
+                return None;
+            };
+            let r = conn.outbound.readiness();
+            r.writable.then(|| writable_event(sub.userdata, &r))
+        })
+        .collect()
 }
 
 pub fn write_events(mem: &mut [u8], at: u32, nevents: u32, events: &[Event]) -> Result<(), Errno> {

@@ -57,6 +57,59 @@ async fn every_echo_guest_works_over_tls_with_half_close_and_close_notify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_falls_behind_gets_every_byte_in_order() {
+    // 16 MiB echoed to a client that starts reading only after a pause: the Keep's socket
+    // fills, so its sends stop half-way (records left in the TLS session, or part of a write
+    // taken by the kernel, the rest queued for the pump) and must resume in order once the
+    // client reads.
+    for (guest, prot) in [
+        ("echo-std", "tls"),
+        ("echo-tokio", "tls"),
+        ("echo-tokio", "tcp"),
+        ("echo-mio", "tcp"),
+    ] {
+        let (_keep, port) = tokio::task::block_in_place(|| serve(guest, prot));
+        let data = payload(16 * 1024 * 1024, 3);
+        let back = if prot == "tls" {
+            let (config, _) = tls::capturing_client(None);
+            let stream = tls::connect(net::local(port), config, "localhost")
+                .await
+                .unwrap_or_else(|e| panic!("{guest}: {e}"));
+            echo_with_a_late_reader(stream, &data).await
+        } else {
+            let stream = tokio::net::TcpStream::connect(net::local(port))
+                .await
+                .unwrap_or_else(|e| panic!("{guest}: {e}"));
+            echo_with_a_late_reader(stream, &data).await
+        };
+        let back = back.unwrap_or_else(|e| panic!("{guest} over {prot}: {e}"));
+        assert!(
+            back == data,
+            "{guest} over {prot}: {} bytes came back, not the ones sent",
+            back.len()
+        );
+    }
+}
+
+/// Write `data` and half-close while reading it back, starting to read only after a pause.
+async fn echo_with_a_late_reader<S>(stream: S, data: &[u8]) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut read, mut write) = tokio::io::split(stream);
+    let sent = data.to_vec();
+    let writer = tokio::spawn(async move {
+        write.write_all(&sent).await?;
+        write.shutdown().await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut back = Vec::new();
+    read.read_to_end(&mut back).await?;
+    writer.await.expect("writer task")?;
+    Ok(back)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_tls_clients_meet_one_keep_identity() {
     let (_keep, port) = tokio::task::block_in_place(|| serve("echo-tokio", "tls"));
     let (config, captured) = tls::capturing_client(None);

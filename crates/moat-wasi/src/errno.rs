@@ -34,8 +34,8 @@ impl Errno {
     pub const TIMEDOUT: Errno = Errno(73);
 
     /// The `i32` a host function returns to the guest.
-    pub fn raw(self) -> i32 {
-        i32::from(self.0)
+    pub const fn raw(self) -> i32 {
+        self.0 as i32
     }
 }
 

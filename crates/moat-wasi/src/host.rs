@@ -126,13 +126,41 @@ macro_rules! own_fast {
             stringify!($name),
             move |mut caller: Caller<'_, T>, ($($arg,)*): ($($ty,)*)| {
                 match $now(&mut caller, $get, $($arg),*) {
-                    Some(done) => Box::new(std::future::ready(done))
-                        as Box<dyn Future<Output = wasmtime::Result<i32>> + Send + '_>,
+                    Some(done) => answered(done),
                     None => Box::new($name(caller, $get, $($arg),*)),
                 }
             },
         )?;
     }};
+}
+
+/// A host call's future.
+type HostFuture<'a> = Box<dyn Future<Output = wasmtime::Result<i32>> + Send + 'a>;
+
+/// The future of a call already answered. The two answers of nearly every hot call, success
+/// and `EAGAIN`, are zero-sized futures, whose box allocates nothing.
+fn answered<'a>(result: wasmtime::Result<i32>) -> HostFuture<'a> {
+    const SUCCESS: i32 = Errno::SUCCESS.raw();
+    const AGAIN: i32 = Errno::AGAIN.raw();
+    match result {
+        Ok(SUCCESS) => Box::new(Answer::<SUCCESS>),
+        Ok(AGAIN) => Box::new(Answer::<AGAIN>),
+        other => Box::new(std::future::ready(other)),
+    }
+}
+
+/// A future that is ready at once with errno `ERRNO`.
+struct Answer<const ERRNO: i32>;
+
+impl<const ERRNO: i32> Future for Answer<ERRNO> {
+    type Output = wasmtime::Result<i32>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(Ok(ERRNO))
+    }
 }
 
 /// Register a function that never waits as a plain synchronous import: no fiber hand-off and
@@ -176,8 +204,7 @@ pub fn add_to_linker<T: Send + 'static>(
         "poll_oneoff",
         move |mut caller: Caller<'_, T>, (subs, events, nsubs, nevents): (i32, i32, i32, i32)| {
             match poll_oneoff_now(&mut caller, get, subs, events, nsubs, nevents) {
-                PollNow::Done(result) => Box::new(std::future::ready(result))
-                    as Box<dyn Future<Output = wasmtime::Result<i32>> + Send + '_>,
+                PollNow::Done(result) => answered(result),
                 PollNow::DoneThenYield(errno) => Box::new(yield_then(errno)),
                 PollNow::Wait(subscriptions) => Box::new(poll_oneoff_wait(
                     caller,
@@ -363,11 +390,8 @@ impl MoatWasi {
             Kind::Stream(conn) => {
                 conn.guest_wrote();
                 let parts = abi::slices(mem, iovs, MAX_TRANSFER);
-                match conn.outbound.try_write_parts(&parts) {
-                    WriteOutcome::Written(n) => {
-                        conn.guest_flush();
-                        Ok(Step::Done(n))
-                    }
+                match conn.guest_write(&parts) {
+                    WriteOutcome::Written(n) => Ok(Step::Done(n)),
                     WriteOutcome::WouldBlock if entry.nonblock => Err(Errno::AGAIN),
                     WriteOutcome::WouldBlock => Ok(Step::Wait(self.guest_notify.clone())),
                     WriteOutcome::Closed => Err(Errno::PIPE),

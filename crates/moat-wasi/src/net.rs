@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
+use smallvec::SmallVec;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::pipe::Pipe;
+use crate::pipe::{Pipe, WriteOutcome};
 use crate::wire::{Flushed, IO_CHUNK, Received, Wire};
 
 /// Bytes buffered per direction per connection.
@@ -186,6 +187,54 @@ impl Connection {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A guest write of `parts`. When nothing is queued ahead of it, it goes to the socket
+    /// straight from guest memory (encrypted on the way for TLS); what the socket does not
+    /// take now is queued in the outbound pipe for the pump. Otherwise it joins the queue and
+    /// [`Connection::guest_flush`] moves it on.
+    pub fn guest_write(&self, parts: &[&[u8]]) -> WriteOutcome {
+        let Some(wire) = self.wire.get() else {
+            return self.queue_and_flush(parts);
+        };
+        // An empty pipe that has not ended: nothing to overtake, no failure to report first.
+        let queued = self.outbound.readiness();
+        if queued.readable {
+            return self.queue_and_flush(parts);
+        }
+        match wire.send_now(parts, GUEST_FLUSH_BUDGET) {
+            Ok((taken, sent)) => {
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                if taken == total {
+                    if sent == Flushed::Blocked {
+                        // Records wait in the session: the pump sends them when it can.
+                        self.outbound.notify_host();
+                    }
+                    return WriteOutcome::Written(taken);
+                }
+                let rest = skip(parts, taken);
+                let queued = match self.outbound.try_write_parts(&rest) {
+                    WriteOutcome::Written(n) => n,
+                    _ if taken > 0 => 0,
+                    other => return other,
+                };
+                self.outbound.notify_host();
+                WriteOutcome::Written(taken + queued)
+            }
+            Err(e) => {
+                tracing::debug!(peer = ?self.peer, error = %e, "connection write failed");
+                self.outbound.fail(e.kind());
+                WriteOutcome::Failed(e.kind())
+            }
+        }
+    }
+
+    fn queue_and_flush(&self, parts: &[&[u8]]) -> WriteOutcome {
+        let outcome = self.outbound.try_write_parts(parts);
+        if let WriteOutcome::Written(_) = outcome {
+            self.guest_flush();
+        }
+        outcome
+    }
+
     /// After a guest write: send it on from the guest's thread if the socket takes it now, else
     /// (socket full, still connecting, or a large write) leave it to the pump.
     pub fn guest_flush(&self) {
@@ -209,6 +258,20 @@ impl Connection {
         self.inbound.fail(kind);
         self.outbound.fail(kind);
     }
+}
+
+/// `parts` without their first `n` bytes.
+fn skip<'a>(parts: &[&'a [u8]], mut n: usize) -> SmallVec<[&'a [u8]; 4]> {
+    let mut rest = SmallVec::new();
+    for part in parts {
+        if n >= part.len() {
+            n -= part.len();
+        } else {
+            rest.push(&part[n..]);
+            n = 0;
+        }
+    }
+    rest
 }
 
 /// Where the task reading a connection's socket stands.
@@ -582,4 +645,21 @@ async fn connect_and_pump(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip;
+
+    #[test]
+    fn skip_drops_whole_and_partial_parts() {
+        let parts: [&[u8]; 3] = [b"abc", b"", b"defg"];
+        let joined = |n| skip(&parts, n).concat();
+        assert_eq!(joined(0), b"abcdefg");
+        assert_eq!(joined(2), b"cdefg");
+        assert_eq!(joined(3), b"defg");
+        assert_eq!(joined(5), b"fg");
+        assert_eq!(joined(7), b"");
+        assert_eq!(joined(9), b"");
+    }
 }

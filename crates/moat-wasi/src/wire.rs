@@ -2,8 +2,9 @@
 //! driven without ever waiting so that either thread can move bytes.
 //!
 //! The host's pump task owns the waiting (socket readiness, pipe changes, linger). The guest's
-//! thread, right after it writes, encrypts and sends what it wrote itself when the socket takes
-//! it ([`Wire::flush`]); only when the socket is full does it hand the rest to the pump. That
+//! thread, when it writes, encrypts and sends the bytes itself straight from guest memory when
+//! nothing is queued ahead of them ([`Wire::send_now`]), or sends what the pipe holds
+//! ([`Wire::flush`]); only when the socket is full does it hand the rest to the pump. That
 //! keeps one cross-thread wake-up off every response (the pump would otherwise be woken to send
 //! a few hundred bytes), and it cannot stall the workload: every socket call here is
 //! non-blocking, and the lock is only held across such calls and rustls's record work.
@@ -11,6 +12,7 @@
 use std::io::{self, Read as _, Write as _};
 use std::sync::{Mutex, MutexGuard};
 
+use smallvec::SmallVec;
 use tokio::net::TcpStream;
 
 use crate::pipe::{Pipe, Taken};
@@ -95,6 +97,55 @@ impl Wire {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Send the concatenation of `parts` straight from the caller's memory, up to `budget`
+    /// bytes: encrypted into records and written for TLS, written as is for plain TCP. Never
+    /// waits. Returns how many bytes were taken; for TLS these may still sit in the session as
+    /// records when the socket is full ([`Flushed::Blocked`]), and the next [`Wire::flush`]
+    /// sends them before anything else.
+    ///
+    /// Only for a connection whose outbound pipe is empty: the bytes must not overtake any the
+    /// pipe still holds.
+    pub fn send_now(&self, parts: &[&[u8]], budget: usize) -> io::Result<(usize, Flushed)> {
+        let mut session = self.lock();
+        let Some(tls) = session.as_mut() else {
+            let slices: SmallVec<[io::IoSlice<'_>; 4]> =
+                parts.iter().map(|p| io::IoSlice::new(p)).collect();
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            return match self.tcp.try_write_vectored(&slices) {
+                Ok(n) if n < total => Ok((n, Flushed::Blocked)),
+                Ok(n) => Ok((n, Flushed::Drained)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((0, Flushed::Blocked)),
+                Err(e) => Err(e),
+            };
+        };
+        // Records from an earlier write go first.
+        if send_records(tls, &self.tcp)? == Sent::Blocked {
+            return Ok((0, Flushed::Blocked));
+        }
+        let mut taken = 0usize;
+        for part in parts {
+            let room = budget.saturating_sub(taken).min(part.len());
+            if room == 0 {
+                break;
+            }
+            // rustls takes what fits under its buffer limit.
+            let n = tls.writer().write(&part[..room])?;
+            taken += n;
+            if n < room {
+                break;
+            }
+        }
+        let sent = send_records(tls, &self.tcp)?;
+        Ok((
+            taken,
+            if sent == Sent::Blocked {
+                Flushed::Blocked
+            } else {
+                Flushed::Drained
+            },
+        ))
     }
 
     /// Queue TLS close_notify (the next [`Wire::flush`] sends it).

@@ -316,14 +316,13 @@ async fn receive_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
             // Session records of its own (tickets, key updates): the sender sends them.
             conn.outbound.notify_host();
         }
-        match received {
-            Ok((Received::Data(n), _)) => conn.inbound.host_push(&buf[..n]),
-            Ok((Received::WouldBlock, _)) => {
-                if let Err(e) = wire.readable().await {
-                    conn.inbound.fail(e.kind());
-                    return;
-                }
+        let wait = match received {
+            Ok((Received::Data { n, drained }, _)) => {
+                conn.inbound.host_push(&buf[..n]);
+                // Skips a receive that could only say WouldBlock: one per request otherwise.
+                drained
             }
+            Ok((Received::WouldBlock, _)) => true,
             Ok((Received::Eof, _)) => {
                 conn.inbound.close_write();
                 return;
@@ -333,6 +332,10 @@ async fn receive_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
                 conn.inbound.fail(e.kind());
                 return;
             }
+        };
+        if wait && let Err(e) = wire.readable().await {
+            conn.inbound.fail(e.kind());
+            return;
         }
     }
 }

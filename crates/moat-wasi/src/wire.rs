@@ -33,8 +33,11 @@ pub enum Flushed {
 /// What [`Wire::receive`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
-    /// `n` bytes of plaintext in the caller's buffer.
-    Data(usize),
+    /// `n` bytes of plaintext in the caller's buffer. `drained`: this call found the socket
+    /// empty (a short read, which also cleared tokio's cached readiness) and left no plaintext
+    /// behind, so the next call would only find [`Received::WouldBlock`]: the caller can wait
+    /// for readiness straight away.
+    Data { n: usize, drained: bool },
     /// Nothing until the socket is readable again.
     WouldBlock,
     /// The peer finished (close_notify, or a TCP FIN without one).
@@ -167,7 +170,13 @@ impl Wire {
         let Some(tls) = session.as_mut() else {
             return match read_socket(&self.tcp, buf) {
                 Ok(0) => Ok((Received::Eof, false)),
-                Ok(n) => Ok((Received::Data(n), false)),
+                Ok(n) => Ok((
+                    Received::Data {
+                        n,
+                        drained: n < buf.len(),
+                    },
+                    false,
+                )),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     Ok((Received::WouldBlock, false))
                 }
@@ -175,10 +184,17 @@ impl Wire {
             };
         };
         let mut seen_eof = false;
+        // A short socket read in this call, and no close_notify: the next call could only
+        // find WouldBlock.
+        let mut socket_drained = false;
         loop {
             match tls.reader().read(buf) {
                 Ok(0) => return Ok((Received::Eof, tls.wants_write())),
-                Ok(n) => return Ok((Received::Data(n), tls.wants_write())),
+                // A short read took all the plaintext rustls had.
+                Ok(n) => {
+                    let drained = socket_drained && n < buf.len();
+                    return Ok((Received::Data { n, drained }, tls.wants_write()));
+                }
                 // A peer that closes TCP without close_notify: end of stream, as HTTP/1.1
                 // servers treat it; the guest sees EOF either way.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -190,18 +206,24 @@ impl Wire {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            match tls.read_tls(&mut SocketIo(&self.tcp)) {
+            let mut socket = SocketIo::new(&self.tcp);
+            match tls.read_tls(&mut socket) {
                 Ok(0) => seen_eof = true,
-                Ok(_) => {}
+                Ok(_) => socket_drained = socket.drained,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok((Received::WouldBlock, tls.wants_write()));
                 }
                 Err(e) => return Err(e),
             }
-            if let Err(e) = tls.process_new_packets() {
-                // rustls queued an alert saying why; send it if the socket takes it.
-                let _ = send_records(tls, &self.tcp);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            match tls.process_new_packets() {
+                // After close_notify the next read is end-of-stream, not WouldBlock.
+                Ok(state) if state.peer_has_closed() => socket_drained = false,
+                Ok(_) => {}
+                Err(e) => {
+                    // rustls queued an alert saying why; send it if the socket takes it.
+                    let _ = send_records(tls, &self.tcp);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
             }
         }
     }
@@ -227,7 +249,7 @@ enum Sent {
 /// Write the session's pending records to the socket until none are left or it is full.
 fn send_records(tls: &mut rustls::Connection, tcp: &TcpStream) -> io::Result<Sent> {
     while tls.wants_write() {
-        match tls.write_tls(&mut SocketIo(tcp)) {
+        match tls.write_tls(&mut SocketIo::new(tcp)) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent::Blocked),
             Err(e) => return Err(e),
@@ -239,11 +261,26 @@ fn send_records(tls: &mut rustls::Connection, tcp: &TcpStream) -> io::Result<Sen
 /// `std::io` over tokio's non-blocking `try_read`/`try_write`, for rustls's `read_tls` and
 /// `write_tls`. A full or empty socket is `WouldBlock`, which also clears tokio's cached
 /// readiness so the next `readable()`/`writable()` waits for the kernel.
-struct SocketIo<'a>(&'a TcpStream);
+struct SocketIo<'a> {
+    tcp: &'a TcpStream,
+    /// The last read was short: the socket is empty and its readiness cleared.
+    drained: bool,
+}
+
+impl<'a> SocketIo<'a> {
+    fn new(tcp: &'a TcpStream) -> Self {
+        SocketIo {
+            tcp,
+            drained: false,
+        }
+    }
+}
 
 impl io::Read for SocketIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_socket(self.0, buf)
+        let n = read_socket(self.tcp, buf)?;
+        self.drained = n < buf.len();
+        Ok(n)
     }
 }
 
@@ -271,11 +308,11 @@ fn read_socket(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 
 impl io::Write for SocketIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        self.tcp.try_write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
+        self.tcp.try_write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {

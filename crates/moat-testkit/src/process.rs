@@ -116,6 +116,21 @@ impl Moat {
         self
     }
 
+    /// Run the command under another program, e.g. `valgrind --tool=cachegrind`: `program`
+    /// becomes the executable and gets `args`, then this command's binary and arguments.
+    pub fn wrapped_in<I: AsRef<OsStr>>(
+        mut self,
+        program: impl AsRef<Path>,
+        args: impl IntoIterator<Item = I>,
+    ) -> Moat {
+        let mut wrapped: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        wrapped
+            .push(std::mem::replace(&mut self.bin, program.as_ref().to_owned()).into_os_string());
+        wrapped.append(&mut self.args);
+        self.args = wrapped;
+        self
+    }
+
     /// The full argument list, as it will be passed.
     pub fn argv(&self) -> Vec<OsString> {
         let mut argv = self.args.clone();

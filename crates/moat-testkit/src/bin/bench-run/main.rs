@@ -21,6 +21,12 @@
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
 //! per measure, to show when the client rather than the server is the limit.
+//!
+//! `bench-run instructions [--moat PATH] [--connections 8] [--requests 100] [--body 256]`
+//! counts user-space instructions per keep-alive request instead, under valgrind (see
+//! `instructions.rs`): a figure that does not drift with the machine's load, for A/B comparisons.
+
+mod instructions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,18 +82,39 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    // The Keep runs in a temporary working directory: a relative path would not resolve there.
-    if let Ok(absolute) = std::fs::canonicalize(&options.moat) {
-        options.moat = absolute;
-    }
     options
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
+}
+
+fn parse_instruction_options(mut args: impl Iterator<Item = String>) -> instructions::Options {
+    let mut options = instructions::Options {
+        moat: guests::repo_root().join("target/release/moat"),
+        connections: 8,
+        requests: 100,
+        body: 256,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        let number = |v: String, what: &str| v.parse().unwrap_or_else(|_| usage(what));
+        match flag.as_str() {
+            "--moat" => options.moat = value().into(),
+            "--connections" => options.connections = number(value(), "--connections N"),
+            "--requests" => options.requests = number(value(), "--requests N"),
+            "--body" => options.body = number(value(), "--body BYTES"),
+            "--help" | "-h" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    options
 }
 
 fn main() {
@@ -101,14 +128,28 @@ fn main() {
         serve_native(port);
         return;
     }
-    let options = parse_options(args);
-    if !options.moat.is_file() {
+    if args.peek().map(String::as_str) == Some("instructions") {
+        args.next();
+        let mut options = parse_instruction_options(args);
+        options.moat = checked_moat(options.moat);
+        instructions::run(&options);
+        return;
+    }
+    let mut options = parse_options(args);
+    options.moat = checked_moat(options.moat);
+    run_benchmark(&options);
+}
+
+/// The moat binary as an absolute path (the Keep runs in a temporary working directory), or
+/// a usage error if there is none.
+fn checked_moat(moat: PathBuf) -> PathBuf {
+    if !moat.is_file() {
         usage(&format!(
             "no moat binary at {} (cargo build --release -p moat-cli)",
-            options.moat.display()
+            moat.display()
         ));
     }
-    run_benchmark(&options);
+    std::fs::canonicalize(&moat).unwrap_or(moat)
 }
 
 /// The baseline server: tokio (multi-threaded, as a native deployment would run) + rustls, the
@@ -137,6 +178,15 @@ fn serve_native(port: u16) {
     });
 }
 
+/// The Keep's config: stdio, and the `web` TLS listener the `http-echo` guest serves on.
+fn keep_config(port: u16) -> String {
+    format!(
+        "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
+         [[files]]\nkind = \"listen\"\nname = \"web\"\nprot = \"tls\"\naddr = \"127.0.0.1\"\nport = {port}\n\
+         [limits]\nmax_connections_per_listener = 4096\n"
+    )
+}
+
 struct Figures {
     requests_per_s: f64,
     /// CPU the client (this process) used during the keep-alive measure, in cores.
@@ -153,13 +203,8 @@ fn run_benchmark(options: &Options) {
 
     // The Keep serving the guest.
     let moat_port = net::free_port();
-    let config = format!(
-        "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
-         [[files]]\nkind = \"listen\"\nname = \"web\"\nprot = \"tls\"\naddr = \"127.0.0.1\"\nport = {moat_port}\n\
-         [limits]\nmax_connections_per_listener = 4096\n"
-    );
     let mut keep = Moat::run(&options.moat, &module)
-        .config(&config)
+        .config(&keep_config(moat_port))
         .guest_args(["web"])
         .spawn();
     keep.wait_for_stdout("http-echo: listening");

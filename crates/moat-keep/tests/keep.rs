@@ -36,11 +36,19 @@ fn spec(fds: Vec<FdSpec>) -> RunSpec {
             fds,
             dirs: vec![],
         },
-        limits: Limits::default(),
+        // A guest that hangs (say, waiting for an end-of-stream the host never reports) fails
+        // its test after a minute instead of stalling the whole run.
+        limits: Limits {
+            max_wall_time: Some(HANG),
+            ..Limits::default()
+        },
         cache: CacheSetting::Disabled,
         on_listening: None,
     }
 }
+
+/// Longer than any of these tests takes by far.
+const HANG: Duration = Duration::from_secs(60);
 
 fn stdio() -> Vec<FdSpec> {
     vec![FdSpec::Stdin, FdSpec::Stdout, FdSpec::Stderr]

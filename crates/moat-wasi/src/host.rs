@@ -206,10 +206,11 @@ pub fn add_to_linker<T: Send + 'static>(
             match poll_oneoff_now(&mut caller, get, subs, events, nsubs, nevents) {
                 PollNow::Done(result) => answered(result),
                 PollNow::DoneThenYield(errno) => Box::new(yield_then(errno)),
-                PollNow::Wait(subscriptions) => Box::new(poll_oneoff_wait(
+                PollNow::Wait(subscriptions, deadline) => Box::new(poll_oneoff_wait(
                     caller,
                     get,
                     subscriptions,
+                    deadline,
                     events,
                     nevents,
                 )),
@@ -1102,8 +1103,8 @@ enum PollNow {
     /// Answered, but the workload has found something ready many times in a row: yield the
     /// thread before returning (see [`POLLS_BEFORE_YIELD`]).
     DoneThenYield(i32),
-    /// Nothing ready yet: wait, with these parsed subscriptions.
-    Wait(Vec<crate::poll::Subscription>),
+    /// Nothing ready yet: wait (until the deadline, if any), with these parsed subscriptions.
+    Wait(Vec<crate::poll::Subscription>, Option<std::time::Instant>),
 }
 
 fn poll_oneoff_now<T: 'static>(
@@ -1142,7 +1143,10 @@ fn poll_oneoff_now<T: 'static>(
                 (errno, false) => PollNow::Done(Ok(errno)),
             }
         }
-        crate::poll::Outcome::Wait(_) => PollNow::Wait(subscriptions),
+        crate::poll::Outcome::Wait(deadline) => {
+            wasi.polls_without_wait = 0;
+            PollNow::Wait(subscriptions, deadline)
+        }
     }
 }
 
@@ -1171,36 +1175,42 @@ async fn poll_oneoff_wait<T: Send + 'static>(
     mut caller: Caller<'_, T>,
     get: impl GetWasi<T>,
     subscriptions: Vec<crate::poll::Subscription>,
+    mut deadline: Option<std::time::Instant>,
     events: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     loop {
-        let (notify, deadline) = {
+        // A change since the first look already left a permit here: nothing is missed.
+        let notify = {
             let mem = memory(&mut caller, get)?;
-            let (bytes, data) = mem.data_and_store_mut(&mut caller);
-            let wasi = get(data);
-            match crate::poll::check(wasi, &subscriptions) {
-                crate::poll::Outcome::Ready(ready) => {
-                    let (errno, then_yield) = answer_poll(wasi, bytes, events, nevents, &ready);
-                    // A trap or a cancelled call just drops the buffer.
-                    wasi.keep_subscriptions(subscriptions);
-                    return if then_yield {
-                        yield_then(errno).await
-                    } else {
-                        Ok(errno)
-                    };
-                }
-                crate::poll::Outcome::Wait(deadline) => {
-                    wasi.polls_without_wait = 0;
-                    (wasi.guest_notify.clone(), deadline)
-                }
-            }
+            get(mem.data_and_store_mut(&mut caller).1)
+                .guest_notify
+                .clone()
         };
         match deadline {
             Some(at) => {
                 let _ = tokio::time::timeout_at(at.into(), notify.notified()).await;
             }
             None => notify.notified().await,
+        }
+        let mem = memory(&mut caller, get)?;
+        let (bytes, data) = mem.data_and_store_mut(&mut caller);
+        let wasi = get(data);
+        match crate::poll::check(wasi, &subscriptions) {
+            crate::poll::Outcome::Ready(ready) => {
+                let (errno, then_yield) = answer_poll(wasi, bytes, events, nevents, &ready);
+                // A trap or a cancelled call just drops the buffer.
+                wasi.keep_subscriptions(subscriptions);
+                return if then_yield {
+                    yield_then(errno).await
+                } else {
+                    Ok(errno)
+                };
+            }
+            crate::poll::Outcome::Wait(next) => {
+                wasi.polls_without_wait = 0;
+                deadline = next;
+            }
         }
     }
 }

@@ -452,14 +452,17 @@ fn transfer_once<T: 'static>(
     })())
 }
 
-/// The answer of a read or write that did not have to wait or delegate; `None` otherwise.
-fn answer_now<T: 'static>(
+/// One attempt of [`transfer`] answered at once: the errno (with the byte count written to
+/// `out_len`), or `None` when the call has to wait or delegate.
+fn transfer_now<T: 'static>(
     caller: &mut Caller<'_, T>,
     get: impl GetWasi<T>,
+    iovs: i32,
+    iovs_len: i32,
     out_len: i32,
-    attempt: wasmtime::Result<Result<Step, Errno>>,
+    step: impl Fn(&mut MoatWasi, &mut [u8], &[IoVec]) -> Result<Step, Errno>,
 ) -> Option<wasmtime::Result<i32>> {
-    match attempt {
+    match transfer_once(caller, get, iovs, iovs_len, out_len, step) {
         Err(trap) => Some(Err(trap)),
         Ok(Ok(Step::Done(n))) => Some(write_result_u32(caller, get, out_len, n)),
         Ok(Ok(Step::Wait(_) | Step::Delegate(_))) => None,
@@ -486,10 +489,9 @@ fn fd_read_now<T: 'static>(
     if get(caller.data_mut()).read_would_block(fd) {
         return Some(Ok(Errno::AGAIN.raw()));
     }
-    let attempt = transfer_once(caller, get, iovs, iovs_len, nread, |wasi, bytes, iovs| {
+    transfer_now(caller, get, iovs, iovs_len, nread, |wasi, bytes, iovs| {
         wasi.read_step(bytes, fd, iovs, FD_READ_MODE)
-    });
-    answer_now(caller, get, nread, attempt)
+    })
 }
 
 fn fd_write_now<T: 'static>(
@@ -500,15 +502,14 @@ fn fd_write_now<T: 'static>(
     iovs_len: i32,
     nwritten: i32,
 ) -> Option<wasmtime::Result<i32>> {
-    let attempt = transfer_once(
+    transfer_now(
         caller,
         get,
         iovs,
         iovs_len,
         nwritten,
         |wasi, bytes, iovs| wasi.write_step(bytes, fd, iovs, false),
-    );
-    answer_now(caller, get, nwritten, attempt)
+    )
 }
 
 async fn read_common<T: Send + 'static>(

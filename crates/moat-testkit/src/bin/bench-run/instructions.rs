@@ -11,6 +11,10 @@
 //! themselves, about half of either server's CPU time) is not counted, and how many requests the
 //! Keep finds ready per `poll_oneoff` depends on timing, so repeated runs differ by a few per
 //! cent.
+//!
+//! `--keep-profiles DIR` keeps the four cachegrind files (`DIR/{moat,native}-{N}.out`); the
+//! per-function cost of the extra requests is then
+//! `cg_diff DIR/moat-100.out DIR/moat-600.out > d.out && cg_annotate d.out`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +33,8 @@ pub struct Options {
     /// many.
     pub requests: usize,
     pub body: usize,
+    /// Where to keep cachegrind's output files; `None`: in temporary files.
+    pub keep_profiles: Option<PathBuf>,
 }
 
 pub fn run(options: &Options) {
@@ -94,12 +100,19 @@ fn count_instructions(
     runtime: &tokio::runtime::Runtime,
 ) -> u64 {
     let port = net::free_port();
-    let out = tempfile::NamedTempFile::new().expect("temp file");
+    let temporary = tempfile::NamedTempFile::new().expect("temp file");
+    let out = match &options.keep_profiles {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            dir.join(format!("{}-{per_connection}.out", server.name()))
+        }
+        None => temporary.path().to_path_buf(),
+    };
     let valgrind = [
         "--tool=cachegrind".to_string(),
         "--cache-sim=no".to_string(),
         "--smc-check=all-non-file".to_string(),
-        format!("--cachegrind-out-file={}", out.path().display()),
+        format!("--cachegrind-out-file={}", out.display()),
     ];
     let mut process: Running = match server {
         Server::Moat(moat, module) => Moat::run(moat, module)
@@ -122,7 +135,7 @@ fn count_instructions(
         WARM_UP + per_connection,
     ));
     let finished = process.terminate(Duration::from_secs(120));
-    let text = std::fs::read_to_string(out.path()).unwrap_or_else(|e| {
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| {
         panic!(
             "no cachegrind output from {}: {e}\n{}",
             server.name(),
@@ -132,7 +145,7 @@ fn count_instructions(
     text.lines()
         .find_map(|l| l.strip_prefix("summary:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no summary line in {}", out.path().display()))
+        .unwrap_or_else(|| panic!("no summary line in {}", out.display()))
 }
 
 /// `per_connection` requests, one after another, on each of the connections at once.

@@ -22,12 +22,19 @@
 //! each server is measured on cores the client does not share; the client's own load is printed
 //! per measure, to show when the client rather than the server is the limit.
 //!
-//! `bench-run instructions [--moat PATH] [--connections 8] [--requests 100] [--body 256]`
+//! For the keep-alive measure it also reports the server's busiest thread: the share of the
+//! wall time it spent running and the share it spent runnable but waiting for a CPU (from the
+//! kernel's per-thread scheduler statistics). A server whose busiest thread adds up to ~1.0 is
+//! limited by that thread; one that adds up to much less ran out of work.
+//!
+//! `bench-run instructions [--moat PATH] [--connections 8] [--requests 100] [--body 256]
+//! [--keep-profiles DIR]`
 //! counts user-space instructions per keep-alive request instead, under valgrind (see
 //! `instructions.rs`): a figure that does not drift with the machine's load, for A/B comparisons.
 
 mod instructions;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -87,7 +94,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -98,6 +105,7 @@ fn parse_instruction_options(mut args: impl Iterator<Item = String>) -> instruct
         connections: 8,
         requests: 100,
         body: 256,
+        keep_profiles: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -110,6 +118,7 @@ fn parse_instruction_options(mut args: impl Iterator<Item = String>) -> instruct
             "--connections" => options.connections = number(value(), "--connections N"),
             "--requests" => options.requests = number(value(), "--requests N"),
             "--body" => options.body = number(value(), "--body BYTES"),
+            "--keep-profiles" => options.keep_profiles = Some(value().into()),
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -193,6 +202,8 @@ struct Figures {
     client_cores: f64,
     /// Server CPU time (user + system, all threads) per keep-alive request.
     cpu_us_per_request: f64,
+    /// The server's busiest thread during the keep-alive measure.
+    busiest: ThreadShare,
     handshakes_per_s: f64,
     errors: u64,
 }
@@ -251,9 +262,11 @@ fn run_benchmark(options: &Options) {
         ] {
             let figures = runtime.block_on(measure(net::local(port), pid, config.clone(), options));
             eprintln!(
-                "  {name}: {:.0} req/s ({:.1} us server CPU each, client busy {:.2} cores), {:.0} handshakes/s, {} errors",
+                "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s, {} errors",
                 figures.requests_per_s,
                 figures.cpu_us_per_request,
+                figures.busiest.running,
+                figures.busiest.waiting,
                 figures.client_cores,
                 figures.handshakes_per_s,
                 figures.errors
@@ -295,12 +308,26 @@ fn run_benchmark(options: &Options) {
     let (rps_median, rps_rounds) = paired(|f| f.requests_per_s);
     let (hs_median, hs_rounds) = paired(|f| f.handshakes_per_s);
     let (cpu_median, _) = paired(|f| 1.0 / f.cpu_us_per_request);
+    let median_share = |runs: &[Figures]| {
+        let median = |f: fn(&ThreadShare) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(|r| f(&r.busiest)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        format!(
+            "{:.2} + {:.2}",
+            median(|t| t.running),
+            median(|t| t.waiting)
+        )
+    };
+    let (moat_share, native_share) = (median_share(&moat_runs), median_share(&native_runs));
     println!(
         "| measure | moat run (wasm) | native tokio + rustls | ratio of bests | median per-round ratio | target |\n\
          |---|---|---|---|---|---|\n\
          | HTTP/1.1 keep-alive requests/s over TLS ({} conns, {} B bodies) | {moat_rps:.0} | {native_rps:.0} | {:.2} | {rps_median:.2} | >= 0.8 |\n\
          | new TLS handshakes/s (one request each, no resumption) | {moat_hs:.0} | {native_hs:.0} | {:.2} | {hs_median:.2} | >= 0.9 |\n\
          | server CPU per keep-alive request (user + system, all threads; native/moat) | {moat_cpu:.1} us | {native_cpu:.1} us | {:.2} | {cpu_median:.2} | |\n\
+         | busiest server thread in keep-alive: running + waiting for a CPU (share of wall time, median) | {moat_share} | {native_share} | | | |\n\
          | start, cold compile cache (`hello.wasm`) | {:.0} ms | | | | |\n\
          | start, warm compile cache (`hello.wasm`) | {:.0} ms | | | | tens of ms |",
         options.connections,
@@ -372,12 +399,14 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let cpu_before = process_cpu(server_pid);
+    let sched_before = thread_schedstats(server_pid);
     let client_cpu_before = process_cpu(std::process::id());
     let done_before = requests.load(Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(duration).await;
     let done = requests.load(Ordering::Relaxed) - done_before;
     let elapsed = started.elapsed();
+    let busiest = busiest_thread(&sched_before, &thread_schedstats(server_pid), elapsed);
     let client_cores = process_cpu(std::process::id())
         .saturating_sub(client_cpu_before)
         .as_secs_f64()
@@ -397,6 +426,7 @@ async fn measure(
             requests_per_s,
             client_cores,
             cpu_us_per_request,
+            busiest,
             handshakes_per_s: 0.0,
             errors: errors.load(Ordering::Relaxed),
         };
@@ -442,6 +472,7 @@ async fn measure(
         requests_per_s,
         client_cores,
         cpu_us_per_request,
+        busiest,
         handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
         errors: errors.load(Ordering::Relaxed),
     }
@@ -481,6 +512,54 @@ fn process_cpu(pid: u32) -> Duration {
         .sum();
     // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
     Duration::from_millis(ticks * 10)
+}
+
+/// How one thread spent a measure, as fractions of its wall time.
+#[derive(Debug, Clone, Copy, Default)]
+struct ThreadShare {
+    /// On a CPU.
+    running: f64,
+    /// Runnable but waiting for a CPU (the scheduler ran another thread).
+    waiting: f64,
+}
+
+/// Per thread of `pid`: nanoseconds on a CPU and nanoseconds runnable but waiting for one
+/// (`/proc/PID/task/TID/schedstat`, kept by the kernel's scheduler statistics).
+fn thread_schedstats(pid: u32) -> HashMap<u32, (u64, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return HashMap::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+            Some((tid, (fields.next()??, fields.next()??)))
+        })
+        .collect()
+}
+
+/// The thread that ran most between two [`thread_schedstats`] snapshots. It tells a server
+/// limited by one thread (busiest thread near 1.0 running + waiting) from one that ran out of
+/// work (both well below).
+fn busiest_thread(
+    before: &HashMap<u32, (u64, u64)>,
+    after: &HashMap<u32, (u64, u64)>,
+    elapsed: Duration,
+) -> ThreadShare {
+    let wall = elapsed.as_nanos().max(1) as f64;
+    after
+        .iter()
+        .map(|(tid, &(run, wait))| {
+            let (run0, wait0) = before.get(tid).copied().unwrap_or_default();
+            ThreadShare {
+                running: run.saturating_sub(run0) as f64 / wall,
+                waiting: wait.saturating_sub(wait0) as f64 / wall,
+            }
+        })
+        .max_by(|a, b| a.running.total_cmp(&b.running))
+        .unwrap_or_default()
 }
 
 /// One request with `body`; reads the whole response (checking the echoed length).

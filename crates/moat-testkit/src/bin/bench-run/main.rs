@@ -17,10 +17,13 @@
 //!   cargo build --release -p moat-cli -p moat-testkit
 //!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
 //!                            [--body 256] [--rounds 2] [--requests-only] [--split-cpus]
+//!                            [--client bench-run|wrk]
 //!
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
 //! per measure, to show when the client rather than the server is the limit.
+//!
+//! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
 //!
 //! For the keep-alive measure it also reports the server's busiest thread: the share of the
 //! wall time it spent running and the share it spent runnable but waiting for a CPU (from the
@@ -33,6 +36,7 @@
 //! `instructions.rs`): a figure that does not drift with the machine's load, for A/B comparisons.
 
 mod instructions;
+mod wrk;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +60,8 @@ struct Options {
     requests_only: bool,
     /// Pin the client to the first CPU and the servers to the others (see `pin`).
     split_cpus: bool,
+    /// Drive the servers with wrk instead of this program's own client (see `wrk.rs`).
+    wrk: bool,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
@@ -67,6 +73,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         rounds: 2,
         requests_only: false,
         split_cpus: false,
+        wrk: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -85,6 +92,11 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             "--rounds" => options.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
             "--requests-only" => options.requests_only = true,
             "--split-cpus" => options.split_cpus = true,
+            "--client" => match value().as_str() {
+                "bench-run" => options.wrk = false,
+                "wrk" => options.wrk = true,
+                _ => usage("--client bench-run|wrk"),
+            },
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -94,7 +106,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--client bench-run|wrk]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -209,6 +221,9 @@ struct Figures {
 }
 
 fn run_benchmark(options: &Options) {
+    if options.wrk && !wrk::available() {
+        usage("--client wrk needs wrk (apt-get install wrk)");
+    }
     let module = guests::module("http-echo");
     let hello = guests::module("hello");
 
@@ -260,7 +275,11 @@ fn run_benchmark(options: &Options) {
             ("native", native_port, native.id(), &mut native_runs),
             ("moat", moat_port, keep.id(), &mut moat_runs),
         ] {
-            let figures = runtime.block_on(measure(net::local(port), pid, config.clone(), options));
+            let figures = if options.wrk {
+                wrk::measure(net::local(port), pid, options)
+            } else {
+                runtime.block_on(measure(net::local(port), pid, config.clone(), options))
+            };
             eprintln!(
                 "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s, {} errors",
                 figures.requests_per_s,
@@ -346,6 +365,14 @@ fn run_benchmark(options: &Options) {
             ", client and servers on separate CPUs"
         } else {
             ", client and servers sharing all CPUs"
+        }
+    );
+    println!(
+        "client: {}",
+        if options.wrk {
+            "wrk (OpenSSL)"
+        } else {
+            "bench-run (tokio + rustls)"
         }
     );
     println!("per-round ratios, requests/s: {rps_rounds}");

@@ -14,7 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "moat", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list. rustls's own
+    /// messages show only at error unless the filter names rustls (e.g. `debug,rustls=debug`):
+    /// a peer can make it warn on every connection.
     #[arg(long, global = true, env = "MOAT_LOG", default_value = "warn")]
     log_level: String,
 
@@ -80,11 +82,41 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(with_quiet_rustls(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(with_quiet_rustls("warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// `filter` with rustls held to errors unless it already says something about rustls. rustls
+/// logs at warn what a peer chose to send (an IP address as SNI, for one): at the default level
+/// any client could add a line to the Keep's log per connection, and pay for it with the
+/// Keep's time.
+fn with_quiet_rustls(filter: &str) -> String {
+    if filter.contains("rustls") {
+        filter.to_string()
+    } else if filter.trim().is_empty() {
+        "rustls=error".to_string()
+    } else {
+        format!("{filter},rustls=error")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_quiet_rustls;
+
+    #[test]
+    fn rustls_is_held_to_errors_unless_the_filter_names_it() {
+        assert_eq!(with_quiet_rustls("warn"), "warn,rustls=error");
+        assert_eq!(
+            with_quiet_rustls("debug,moat_wasi=trace"),
+            "debug,moat_wasi=trace,rustls=error"
+        );
+        assert_eq!(with_quiet_rustls(""), "rustls=error");
+        assert_eq!(with_quiet_rustls("info,rustls=debug"), "info,rustls=debug");
+    }
 }

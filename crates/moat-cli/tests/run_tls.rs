@@ -253,6 +253,61 @@ fn openssl_s_client_talks_to_a_tls_listener() {
     let _ = child.wait();
 }
 
+/// rustls warns about things peers choose to send, such as an IP address as SNI (which
+/// `openssl s_client -servername 127.0.0.1` sends). At the default log level that must not reach
+/// the Keep's log, or any client could add a line per connection; naming rustls in `MOAT_LOG`
+/// brings it back, which also shows the warning really is triggered here.
+#[test]
+fn a_peer_cannot_make_the_keep_log_at_the_default_level() {
+    for (log_filter, warning_expected) in [(None, false), (Some("warn,rustls=warn"), true)] {
+        let port = net::free_port();
+        let config = configs::stdio() + &configs::listen("sock", "tls", port);
+        let mut keep = Moat::run(moat(), guests::module("echo-tokio"))
+            .config(&config)
+            .guest_args(["sock"]);
+        if let Some(filter) = log_filter {
+            keep = keep.env("MOAT_LOG", filter);
+        }
+        let mut keep = keep.spawn();
+        keep.wait_for_stdout("listening");
+        let mut child = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-verify_quiet",
+                "-servername",
+                "127.0.0.1",
+            ])
+            .arg("-connect")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (the CI script installs it)");
+        let mut stdin = child.stdin.take().unwrap();
+        let line = b"sni is an address\n";
+        stdin.write_all(line).unwrap();
+        let mut echoed = vec![0u8; line.len()];
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_exact(&mut echoed)
+            .expect("the echo");
+        assert_eq!(&echoed, line);
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = keep.terminate(moat_testkit::WAIT).stderr;
+        assert_eq!(
+            stderr.contains("Illegal SNI"),
+            warning_expected,
+            "MOAT_LOG={log_filter:?}, stderr:\n{stderr}"
+        );
+    }
+}
+
 #[test]
 fn client_guest_verifies_a_tls_server_with_sni_and_a_ca_file() {
     let ca = TestCa::new("Moat test server CA");

@@ -217,6 +217,9 @@ struct Figures {
     /// The server's busiest thread during the keep-alive measure.
     busiest: ThreadShare,
     handshakes_per_s: f64,
+    /// Server CPU time per new connection (handshake, one request, close) in the handshake
+    /// measure; NaN when it did not run.
+    cpu_us_per_connection: f64,
     errors: u64,
 }
 
@@ -281,13 +284,14 @@ fn run_benchmark(options: &Options) {
                 runtime.block_on(measure(net::local(port), pid, config.clone(), options))
             };
             eprintln!(
-                "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s, {} errors",
+                "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s ({:.0} us server CPU each), {} errors",
                 figures.requests_per_s,
                 figures.cpu_us_per_request,
                 figures.busiest.running,
                 figures.busiest.waiting,
                 figures.client_cores,
                 figures.handshakes_per_s,
+                figures.cpu_us_per_connection,
                 figures.errors
             );
             runs.push(figures);
@@ -309,6 +313,15 @@ fn run_benchmark(options: &Options) {
             .fold(f64::INFINITY, f64::min)
     };
     let (moat_cpu, native_cpu) = (least(&moat_runs), least(&native_runs));
+    let least_per_connection = |runs: &[Figures]| {
+        runs.iter()
+            .map(|f| f.cpu_us_per_connection)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (moat_conn_cpu, native_conn_cpu) = (
+        least_per_connection(&moat_runs),
+        least_per_connection(&native_runs),
+    );
     let errors: u64 = moat_runs.iter().chain(&native_runs).map(|f| f.errors).sum();
     // The machine's state drifts between rounds (and the best rounds of the two servers need not
     // coincide); each round's own moat/native ratio, measured back to back, is the steadier
@@ -346,6 +359,7 @@ fn run_benchmark(options: &Options) {
          | HTTP/1.1 keep-alive requests/s over TLS ({} conns, {} B bodies) | {moat_rps:.0} | {native_rps:.0} | {:.2} | {rps_median:.2} | >= 0.8 |\n\
          | new TLS handshakes/s (one request each, no resumption) | {moat_hs:.0} | {native_hs:.0} | {:.2} | {hs_median:.2} | >= 0.9 |\n\
          | server CPU per keep-alive request (user + system, all threads; native/moat) | {moat_cpu:.1} us | {native_cpu:.1} us | {:.2} | {cpu_median:.2} | |\n\
+         | server CPU per new connection (handshake, one request, close; native/moat) | {moat_conn_cpu:.0} us | {native_conn_cpu:.0} us | {:.2} | | |\n\
          | busiest server thread in keep-alive: running + waiting for a CPU (share of wall time, median) | {moat_share} | {native_share} | | | |\n\
          | start, cold compile cache (`hello.wasm`) | {:.0} ms | | | | |\n\
          | start, warm compile cache (`hello.wasm`) | {:.0} ms | | | | tens of ms |",
@@ -354,6 +368,7 @@ fn run_benchmark(options: &Options) {
         moat_rps / native_rps,
         moat_hs / native_hs,
         native_cpu / moat_cpu,
+        native_conn_cpu / moat_conn_cpu,
         cold.as_secs_f64() * 1000.0,
         warm.as_secs_f64() * 1000.0,
     );
@@ -438,11 +453,10 @@ async fn measure(
         .saturating_sub(client_cpu_before)
         .as_secs_f64()
         / elapsed.as_secs_f64();
-    let cpu_us_per_request = process_cpu(server_pid)
-        .saturating_sub(cpu_before)
-        .as_secs_f64()
-        * 1e6
-        / done.max(1) as f64;
+    let cpu_us_per_request = per_unit_us(
+        process_cpu(server_pid).saturating_sub(cpu_before),
+        done as f64,
+    );
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -455,6 +469,7 @@ async fn measure(
             cpu_us_per_request,
             busiest,
             handshakes_per_s: 0.0,
+            cpu_us_per_connection: f64::NAN,
             errors: errors.load(Ordering::Relaxed),
         };
     }
@@ -487,10 +502,15 @@ async fn measure(
             })
         })
         .collect();
+    let cpu_before = process_cpu(server_pid);
     let started = Instant::now();
     tokio::time::sleep(duration).await;
     let done = handshakes.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cpu_us_per_connection = per_unit_us(
+        process_cpu(server_pid).saturating_sub(cpu_before),
+        done as f64,
+    );
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -501,6 +521,7 @@ async fn measure(
         cpu_us_per_request,
         busiest,
         handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
+        cpu_us_per_connection,
         errors: errors.load(Ordering::Relaxed),
     }
 }
@@ -524,6 +545,11 @@ fn pin(pid: u32, cpus: &str) {
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
 /// that is missing: the figure is informative, not part of the ratio).
+/// `cpu` spread over `units` (requests, connections), in microseconds each.
+fn per_unit_us(cpu: Duration, units: f64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / units.max(1.0)
+}
+
 fn process_cpu(pid: u32) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;

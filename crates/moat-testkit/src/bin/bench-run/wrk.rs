@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Figures, Options, busiest_thread, process_cpu, thread_schedstats};
+use super::{Figures, Options, busiest_thread, per_unit_us, process_cpu, thread_schedstats};
 
 /// Whether `wrk` can be started.
 pub fn available() -> bool {
@@ -36,17 +36,24 @@ pub fn measure(addr: SocketAddr, server_pid: u32, options: &Options) -> Figures 
     let keep_alive = run(addr, script.path(), options);
     let elapsed = started.elapsed();
     let busiest = busiest_thread(&sched_before, &thread_schedstats(server_pid), elapsed);
-    let cpu_us_per_request = process_cpu(server_pid)
-        .saturating_sub(cpu_before)
-        .as_secs_f64()
-        * 1e6
-        / (keep_alive.requests_per_s * elapsed.as_secs_f64()).max(1.0);
+    let cpu_us_per_request = per_unit_us(
+        process_cpu(server_pid).saturating_sub(cpu_before),
+        keep_alive.requests_per_s * elapsed.as_secs_f64(),
+    );
 
     let mut errors = keep_alive.errors;
     let mut handshakes_per_s = 0.0;
+    let mut cpu_us_per_connection = f64::NAN;
     if !options.requests_only {
         std::fs::write(script.path(), lua(options.body, true)).expect("write the wrk script");
+        let cpu_before = process_cpu(server_pid);
+        let started = Instant::now();
         let fresh = run(addr, script.path(), options);
+        let connections = fresh.requests_per_s * started.elapsed().as_secs_f64();
+        cpu_us_per_connection = per_unit_us(
+            process_cpu(server_pid).saturating_sub(cpu_before),
+            connections,
+        );
         handshakes_per_s = fresh.requests_per_s;
         errors += fresh.errors;
     }
@@ -56,6 +63,7 @@ pub fn measure(addr: SocketAddr, server_pid: u32, options: &Options) -> Figures 
         cpu_us_per_request,
         busiest,
         handshakes_per_s,
+        cpu_us_per_connection,
         errors,
     }
 }

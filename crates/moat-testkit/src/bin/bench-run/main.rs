@@ -220,6 +220,8 @@ struct Figures {
     /// Server CPU time per new connection (handshake, one request, close) in the handshake
     /// measure; NaN when it did not run.
     cpu_us_per_connection: f64,
+    /// Share of the machine's CPU time the hypervisor gave to other guests during the measures.
+    steal: f64,
     errors: u64,
 }
 
@@ -278,13 +280,15 @@ fn run_benchmark(options: &Options) {
             ("native", native_port, native.id(), &mut native_runs),
             ("moat", moat_port, keep.id(), &mut moat_runs),
         ] {
-            let figures = if options.wrk {
+            let steal_before = machine_ticks();
+            let mut figures = if options.wrk {
                 wrk::measure(net::local(port), pid, options)
             } else {
                 runtime.block_on(measure(net::local(port), pid, config.clone(), options))
             };
+            figures.steal = steal_share(steal_before, machine_ticks());
             eprintln!(
-                "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s ({:.0} us server CPU each), {} errors",
+                "  {name}: {:.0} req/s ({:.1} us server CPU each; busiest server thread running {:.2}, waiting for a CPU {:.2}; client busy {:.2} cores), {:.0} handshakes/s ({:.0} us server CPU each), {} errors, steal {:.0}%",
                 figures.requests_per_s,
                 figures.cpu_us_per_request,
                 figures.busiest.running,
@@ -292,7 +296,8 @@ fn run_benchmark(options: &Options) {
                 figures.client_cores,
                 figures.handshakes_per_s,
                 figures.cpu_us_per_connection,
-                figures.errors
+                figures.errors,
+                figures.steal * 100.0
             );
             runs.push(figures);
         }
@@ -390,6 +395,21 @@ fn run_benchmark(options: &Options) {
             "bench-run (tokio + rustls)"
         }
     );
+    let steals: Vec<f64> = moat_runs
+        .iter()
+        .chain(&native_runs)
+        .map(|f| f.steal)
+        .collect();
+    let most_stolen = steals.iter().copied().fold(0.0, f64::max);
+    println!(
+        "hypervisor steal during the measures: at most {:.0}% of the machine's CPU time{}",
+        most_stolen * 100.0,
+        if most_stolen > STEAL_WARNING {
+            " (more than a few per cent: other guests took the CPUs; rerun when it is quiet)"
+        } else {
+            ""
+        }
+    );
     println!("per-round ratios, requests/s: {rps_rounds}");
     if !options.requests_only {
         println!("per-round ratios, handshakes/s: {hs_rounds}");
@@ -470,6 +490,7 @@ async fn measure(
             busiest,
             handshakes_per_s: 0.0,
             cpu_us_per_connection: f64::NAN,
+            steal: 0.0,
             errors: errors.load(Ordering::Relaxed),
         };
     }
@@ -522,6 +543,7 @@ async fn measure(
         busiest,
         handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
         cpu_us_per_connection,
+        steal: 0.0,
         errors: errors.load(Ordering::Relaxed),
     }
 }
@@ -545,6 +567,32 @@ fn pin(pid: u32, cpus: &str) {
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
 /// that is missing: the figure is informative, not part of the ratio).
+/// Above this share of stolen CPU time, a measure says more about the host than the servers.
+const STEAL_WARNING: f64 = 0.05;
+
+/// The machine's (steal, total) CPU time in ticks, from the first line of `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal; guest times are already in user.
+    let total = ticks.iter().take(8).sum();
+    (ticks.get(7).copied().unwrap_or(0), total)
+}
+
+fn steal_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1);
+    after.0.saturating_sub(before.0) as f64 / total.max(1) as f64
+}
+
 /// `cpu` spread over `units` (requests, connections), in microseconds each.
 fn per_unit_us(cpu: Duration, units: f64) -> f64 {
     cpu.as_secs_f64() * 1e6 / units.max(1.0)

@@ -64,6 +64,7 @@ pub fn measure(addr: SocketAddr, server_pid: u32, options: &Options) -> Figures 
         busiest,
         handshakes_per_s,
         cpu_us_per_connection,
+        steal: 0.0,
         errors,
     }
 }

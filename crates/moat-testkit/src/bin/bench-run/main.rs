@@ -36,9 +36,9 @@
 //! `instructions.rs`): a figure that does not drift with the machine's load, for A/B comparisons.
 
 mod instructions;
+mod kernel_stats;
 mod wrk;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -46,6 +46,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use kernel_stats::{
+    STEAL_WARNING, ThreadShare, busiest_thread, machine_ticks, per_unit_us, process_cpu,
+    steal_share, thread_schedstats,
+};
 use moat_testkit::process::Moat;
 use moat_testkit::{guests, net, pki, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -220,7 +224,8 @@ struct Figures {
     /// Server CPU time per new connection (handshake, one request, close) in the handshake
     /// measure; NaN when it did not run.
     cpu_us_per_connection: f64,
-    /// Share of the machine's CPU time the hypervisor gave to other guests during the measures.
+    /// Share of the machine's CPU time the hypervisor gave to other guests during the measures
+    /// (filled in by the caller, which brackets both measures).
     steal: f64,
     errors: u64,
 }
@@ -563,104 +568,6 @@ fn pin(pid: u32, cpus: &str) {
             "taskset could not pin {pid} to CPUs {cpus}: {other:?}"
         )),
     }
-}
-
-/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (zero where
-/// that is missing: the figure is informative, not part of the ratio).
-/// Above this share of stolen CPU time, a measure says more about the host than the servers.
-const STEAL_WARNING: f64 = 0.05;
-
-/// The machine's (steal, total) CPU time in ticks, from the first line of `/proc/stat`.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .map(|rest| {
-            rest.split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    // user nice system idle iowait irq softirq steal; guest times are already in user.
-    let total = ticks.iter().take(8).sum();
-    (ticks.get(7).copied().unwrap_or(0), total)
-}
-
-fn steal_share(before: (u64, u64), after: (u64, u64)) -> f64 {
-    let total = after.1.saturating_sub(before.1);
-    after.0.saturating_sub(before.0) as f64 / total.max(1) as f64
-}
-
-/// `cpu` spread over `units` (requests, connections), in microseconds each.
-fn per_unit_us(cpu: Duration, units: f64) -> f64 {
-    cpu.as_secs_f64() * 1e6 / units.max(1.0)
-}
-
-fn process_cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
-    Duration::from_millis(ticks * 10)
-}
-
-/// How one thread spent a measure, as fractions of its wall time.
-#[derive(Debug, Clone, Copy, Default)]
-struct ThreadShare {
-    /// On a CPU.
-    running: f64,
-    /// Runnable but waiting for a CPU (the scheduler ran another thread).
-    waiting: f64,
-}
-
-/// Per thread of `pid`: nanoseconds on a CPU and nanoseconds runnable but waiting for one
-/// (`/proc/PID/task/TID/schedstat`, kept by the kernel's scheduler statistics).
-fn thread_schedstats(pid: u32) -> HashMap<u32, (u64, u64)> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return HashMap::new();
-    };
-    tasks
-        .filter_map(|task| {
-            let task = task.ok()?;
-            let tid = task.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
-            Some((tid, (fields.next()??, fields.next()??)))
-        })
-        .collect()
-}
-
-/// The thread that ran most between two [`thread_schedstats`] snapshots. It tells a server
-/// limited by one thread (busiest thread near 1.0 running + waiting) from one that ran out of
-/// work (both well below).
-fn busiest_thread(
-    before: &HashMap<u32, (u64, u64)>,
-    after: &HashMap<u32, (u64, u64)>,
-    elapsed: Duration,
-) -> ThreadShare {
-    let wall = elapsed.as_nanos().max(1) as f64;
-    after
-        .iter()
-        .map(|(tid, &(run, wait))| {
-            let (run0, wait0) = before.get(tid).copied().unwrap_or_default();
-            ThreadShare {
-                running: run.saturating_sub(run0) as f64 / wall,
-                waiting: wait.saturating_sub(wait0) as f64 / wall,
-            }
-        })
-        .max_by(|a, b| a.running.total_cmp(&b.running))
-        .unwrap_or_default()
 }
 
 /// One request with `body`; reads the whole response (checking the echoed length).

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Figures, Options, busiest_thread, per_unit_us, process_cpu, thread_schedstats};
+use super::kernel_stats::{busiest_thread, per_unit_us, process_cpu, thread_schedstats};
+use super::{Figures, Options};
 
 /// Whether `wrk` can be started.
 pub fn available() -> bool {

@@ -231,11 +231,13 @@ async fn chat_over_tls_with_several_clients() {
     }
 }
 
-#[test]
-fn openssl_s_client_talks_to_a_tls_listener() {
-    let (_keep, port) = serve("echo-tokio", "tls");
+/// `openssl s_client` (with `extra` arguments) sends `line` to the TLS listener on `port` and
+/// must get it back.
+fn openssl_echo(port: u16, extra: &[&str], line: &[u8]) {
     let mut child = std::process::Command::new("openssl")
-        .args(["s_client", "-quiet", "-verify_quiet", "-connect"])
+        .args(["s_client", "-quiet", "-verify_quiet"])
+        .args(extra)
+        .arg("-connect")
         .arg(format!("127.0.0.1:{port}"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -243,14 +245,24 @@ fn openssl_s_client_talks_to_a_tls_listener() {
         .spawn()
         .expect("openssl is installed (the CI script installs it)");
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"hello from openssl\n").unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut echoed = [0u8; 19];
-    stdout.read_exact(&mut echoed).expect("the echo");
-    assert_eq!(&echoed, b"hello from openssl\n");
+    stdin.write_all(line).unwrap();
+    let mut echoed = vec![0u8; line.len()];
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut echoed)
+        .expect("the echo");
+    assert_eq!(echoed, line);
     drop(stdin);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn openssl_s_client_talks_to_a_tls_listener() {
+    let (_keep, port) = serve("echo-tokio", "tls");
+    openssl_echo(port, &[], b"hello from openssl\n");
 }
 
 /// rustls warns about things peers choose to send, such as an IP address as SNI (which
@@ -270,35 +282,7 @@ fn a_peer_cannot_make_the_keep_log_at_the_default_level() {
         }
         let mut keep = keep.spawn();
         keep.wait_for_stdout("listening");
-        let mut child = std::process::Command::new("openssl")
-            .args([
-                "s_client",
-                "-quiet",
-                "-verify_quiet",
-                "-servername",
-                "127.0.0.1",
-            ])
-            .arg("-connect")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl is installed (the CI script installs it)");
-        let mut stdin = child.stdin.take().unwrap();
-        let line = b"sni is an address\n";
-        stdin.write_all(line).unwrap();
-        let mut echoed = vec![0u8; line.len()];
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_exact(&mut echoed)
-            .expect("the echo");
-        assert_eq!(&echoed, line);
-        drop(stdin);
-        let _ = child.kill();
-        let _ = child.wait();
+        openssl_echo(port, &["-servername", "127.0.0.1"], b"sni is an address\n");
         let stderr = keep.terminate(moat_testkit::WAIT).stderr;
         assert_eq!(
             stderr.contains("Illegal SNI"),

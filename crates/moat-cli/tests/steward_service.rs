@@ -278,6 +278,65 @@ fn tls_garbage_and_idle_connections_do_not_stop_it() {
 }
 
 #[test]
+fn a_connection_flood_at_the_limit_logs_once_and_is_counted() {
+    use std::io::Read;
+    let steward = Steward::start(NIL_POLICY, &["--max-connections", "2"]);
+    let addr = steward.url.trim_start_matches("https://").to_owned();
+    // Two clients that never speak hold both slots (the handshake timeout is 10 s).
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    const FLOOD: usize = 6;
+    for _ in 0..FLOOD {
+        let mut refused = std::net::TcpStream::connect(&addr).unwrap();
+        refused
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // Closed by the Steward at once: end of stream (or a reset), never a timeout.
+        let mut byte = [0u8; 1];
+        match refused.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("a connection over the limit got data"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+    // Freeing the slots lets clients in again (a request racing the release is refused too,
+    // and retried).
+    drop(idle);
+    let metrics = rt().block_on(async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match steward
+                .client()
+                .raw(Method::GET, "/metrics", None, Bytes::new(), None)
+                .await
+            {
+                Ok(response) => break String::from_utf8(response.body.to_vec()).unwrap(),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("retrying: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the Steward did not accept again: {e}"),
+            }
+        }
+    });
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("moat_steward_connections_refused_total "))
+        .expect("the refused-connections counter")
+        .parse()
+        .unwrap();
+    assert!(refused >= FLOOD as u64, "{metrics}");
+    assert!(steward.log_contains("below the connection limit again"));
+    let log = steward.log();
+    assert_eq!(
+        log.matches("connection limit reached").count(),
+        1,
+        "one warning per episode, not per connection:\n{log}"
+    );
+}
+
+#[test]
 fn the_ca_survives_a_restart_and_a_client_with_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -17,6 +17,7 @@ pub struct Metrics {
     issue_micros_sum: AtomicU64,
     issue_count: AtomicU64,
     connections: AtomicU64,
+    connections_refused: AtomicU64,
     handshake_failures: AtomicU64,
 }
 
@@ -38,6 +39,10 @@ impl Metrics {
 
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn handshake_failed(&self) {
@@ -86,6 +91,12 @@ impl Metrics {
                 "counter",
                 "TCP connections accepted.",
                 self.connections.load(Ordering::Relaxed),
+            ),
+            (
+                "moat_steward_connections_refused_total",
+                "counter",
+                "TCP connections closed at once because the connection limit was reached.",
+                self.connections_refused.load(Ordering::Relaxed),
             ),
             (
                 "moat_steward_tls_handshake_failures_total",

@@ -96,6 +96,10 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let service = TowerToHyperService::new(router);
+    // Whether the last connection was refused at the limit. A peer can open connections as
+    // fast as it likes: the log says once that the limit was reached and once that it cleared,
+    // and the count of refused connections is in the metrics.
+    let mut at_limit = false;
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -111,9 +115,22 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            steward.metrics().connection_refused();
+            if !at_limit {
+                at_limit = true;
+                tracing::warn!(
+                    %peer,
+                    limit = limits.max_connections,
+                    "connection limit reached; closing new connections until some finish \
+                     (counted in moat_steward_connections_refused_total)"
+                );
+            }
             continue;
         };
+        if at_limit {
+            at_limit = false;
+            tracing::info!("below the connection limit again; accepting connections");
+        }
         steward.metrics().connection();
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();

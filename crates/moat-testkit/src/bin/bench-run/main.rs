@@ -17,13 +17,18 @@
 //!   cargo build --release -p moat-cli -p moat-testkit
 //!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
 //!                            [--body 256] [--rounds 2] [--requests-only] [--split-cpus]
-//!                            [--client bench-run|wrk]
+//!                            [--client bench-run|wrk] [--client-threads N]
 //!
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
 //! per measure, to show when the client rather than the server is the limit.
 //!
 //! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
+//!
+//! `--client-threads N` sets how many threads (event loops) the client runs; by default one per
+//! CPU it may use. With shared CPUs this matters: the kernel shares the CPUs among runnable
+//! threads, so a client with more threads leaves less to a server with fewer (the Keep serves
+//! from one thread, native tokio from one per CPU).
 //!
 //! For the keep-alive measure it also reports the server's busiest thread: the share of the
 //! wall time it spent running and the share it spent runnable but waiting for a CPU (from the
@@ -66,6 +71,24 @@ struct Options {
     split_cpus: bool,
     /// Drive the servers with wrk instead of this program's own client (see `wrk.rs`).
     wrk: bool,
+    /// Threads (event loops) the client runs; `None`: one per CPU it may use.
+    client_threads: Option<usize>,
+}
+
+impl Options {
+    /// How many threads the client runs: `--client-threads`, else one per CPU it may use (CPU 0
+    /// alone under `--split-cpus`), and never more than there are connections.
+    fn client_threads(&self) -> usize {
+        let per_cpu = if self.split_cpus {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        self.client_threads
+            .unwrap_or(per_cpu)
+            .min(self.connections)
+            .max(1)
+    }
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
@@ -78,6 +101,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         requests_only: false,
         split_cpus: false,
         wrk: false,
+        client_threads: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -101,6 +125,15 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
                 "wrk" => options.wrk = true,
                 _ => usage("--client bench-run|wrk"),
             },
+            "--client-threads" => {
+                options.client_threads = Some(
+                    value()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| usage("--client-threads N (N >= 1)")),
+                )
+            }
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -110,7 +143,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--client bench-run|wrk]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--client bench-run|wrk] [--client-threads N]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -267,14 +300,17 @@ fn run_benchmark(options: &Options) {
 
     // With its own single CPU, the client runs one thread: a multi-thread runtime would only
     // add cross-thread wake-ups on that core and make the client, not the server, the limit.
-    let runtime = if options.split_cpus {
-        tokio::runtime::Builder::new_current_thread()
+    let runtime = match options.client_threads() {
+        1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Runtime::new()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
     }
     .expect("tokio runtime");
+    eprintln!("client: {} thread(s)", options.client_threads());
     let (config, _) = tls::capturing_client(None);
     let config = tls::without_resumption(&config);
     let mut moat_runs = Vec::new();

@@ -89,13 +89,7 @@ struct Run {
 }
 
 fn run(addr: SocketAddr, script: &std::path::Path, options: &Options) -> Run {
-    // One event loop per CPU the client may use (CPU 0 alone under --split-cpus).
-    let threads = if options.split_cpus {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-    .min(options.connections);
+    let threads = options.client_threads();
     let mut child = Command::new("wrk")
         .arg(format!("--threads={threads}"))
         .arg(format!("--connections={}", options.connections))

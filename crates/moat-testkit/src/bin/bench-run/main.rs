@@ -21,7 +21,8 @@
 //!
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
-//! per measure, to show when the client rather than the server is the limit.
+//! per measure, to show when the client rather than the server is the limit. The servers start
+//! pinned, so their thread pools fit the CPUs they get (one tokio worker on a 2-CPU machine).
 //!
 //! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
 //!
@@ -270,6 +271,20 @@ fn run_benchmark(options: &Options) {
     let module = guests::module("http-echo");
     let hello = guests::module("hello");
 
+    // Under --split-cpus the servers start already pinned (they inherit this process's CPUs), so
+    // each sizes its thread pools to the CPUs it really gets, as a deployment on them would:
+    // pinned after start, native tokio would run one worker per CPU of the whole machine
+    // crowded onto fewer CPUs.
+    let server_cpus = options.split_cpus.then(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            usage("--split-cpus needs at least two CPUs");
+        }
+        let servers = format!("1-{}", cpus - 1);
+        pin(std::process::id(), &servers);
+        servers
+    });
+
     // The Keep serving the guest.
     let moat_port = net::free_port();
     let mut keep = Moat::run(&options.moat, &module)
@@ -285,14 +300,7 @@ fn run_benchmark(options: &Options) {
         .spawn();
     native.wait_for_stdout("native: listening");
 
-    if options.split_cpus {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cpus < 2 {
-            usage("--split-cpus needs at least two CPUs");
-        }
-        let servers = format!("1-{}", cpus - 1);
-        pin(keep.id(), &servers);
-        pin(native.id(), &servers);
+    if let Some(servers) = &server_cpus {
         // Before the client's runtime exists: its threads inherit this.
         pin(std::process::id(), "0");
         eprintln!("client on CPU 0, servers on CPUs {servers}");

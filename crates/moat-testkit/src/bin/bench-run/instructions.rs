@@ -100,13 +100,19 @@ fn count_instructions(
     runtime: &tokio::runtime::Runtime,
 ) -> u64 {
     let port = net::free_port();
-    let temporary = tempfile::NamedTempFile::new().expect("temp file");
-    let out = match &options.keep_profiles {
+    // Without --keep-profiles the file lives as long as this call (removed on drop).
+    let (out, _temporary) = match &options.keep_profiles {
         Some(dir) => {
             std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            dir.join(format!("{}-{per_connection}.out", server.name()))
+            (
+                dir.join(format!("{}-{per_connection}.out", server.name())),
+                None,
+            )
         }
-        None => temporary.path().to_path_buf(),
+        None => {
+            let temporary = tempfile::NamedTempFile::new().expect("temp file");
+            (temporary.path().to_path_buf(), Some(temporary))
+        }
     };
     let valgrind = [
         "--tool=cachegrind".to_string(),

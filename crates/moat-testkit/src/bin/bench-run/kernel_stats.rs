@@ -108,6 +108,45 @@ pub fn busiest_thread(
         .unwrap_or_default()
 }
 
+/// A server watched through one measure: its CPU time and threads' scheduler statistics at the
+/// start, compared with the same readings at [`ServerWatch::finish`].
+pub struct ServerWatch {
+    pid: u32,
+    cpu: Duration,
+    threads: HashMap<u32, (u64, u64)>,
+    started: std::time::Instant,
+}
+
+/// What a [`ServerWatch`] saw.
+pub struct Watched {
+    /// Server CPU time (user + system, all threads) per unit of work, in microseconds.
+    pub cpu_us_per_unit: f64,
+    pub busiest: ThreadShare,
+    pub elapsed: Duration,
+}
+
+impl ServerWatch {
+    pub fn start(pid: u32) -> Self {
+        ServerWatch {
+            pid,
+            cpu: process_cpu(pid),
+            threads: thread_schedstats(pid),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The readings since [`ServerWatch::start`], with the CPU time spread over `units` (the
+    /// requests or connections the measure served).
+    pub fn finish(&self, units: f64) -> Watched {
+        let elapsed = self.started.elapsed();
+        Watched {
+            cpu_us_per_unit: per_unit_us(process_cpu(self.pid).saturating_sub(self.cpu), units),
+            busiest: busiest_thread(&self.threads, &thread_schedstats(self.pid), elapsed),
+            elapsed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

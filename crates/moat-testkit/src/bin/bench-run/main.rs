@@ -53,8 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use kernel_stats::{
-    STEAL_WARNING, ThreadShare, busiest_thread, machine_ticks, per_unit_us, process_cpu,
-    steal_share, thread_schedstats,
+    STEAL_WARNING, ServerWatch, ThreadShare, machine_ticks, process_cpu, steal_share,
 };
 use moat_testkit::process::Moat;
 use moat_testkit::{guests, net, pki, tls};
@@ -509,23 +508,17 @@ async fn measure(
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let cpu_before = process_cpu(server_pid);
-    let sched_before = thread_schedstats(server_pid);
+    let server = ServerWatch::start(server_pid);
     let client_cpu_before = process_cpu(std::process::id());
     let done_before = requests.load(Ordering::Relaxed);
-    let started = Instant::now();
     tokio::time::sleep(duration).await;
     let done = requests.load(Ordering::Relaxed) - done_before;
-    let elapsed = started.elapsed();
-    let busiest = busiest_thread(&sched_before, &thread_schedstats(server_pid), elapsed);
+    let keep_alive = server.finish(done as f64);
+    let elapsed = keep_alive.elapsed;
     let client_cores = process_cpu(std::process::id())
         .saturating_sub(client_cpu_before)
         .as_secs_f64()
         / elapsed.as_secs_f64();
-    let cpu_us_per_request = per_unit_us(
-        process_cpu(server_pid).saturating_sub(cpu_before),
-        done as f64,
-    );
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -535,8 +528,8 @@ async fn measure(
         return Figures {
             requests_per_s,
             client_cores,
-            cpu_us_per_request,
-            busiest,
+            cpu_us_per_request: keep_alive.cpu_us_per_unit,
+            busiest: keep_alive.busiest,
             handshakes_per_s: 0.0,
             cpu_us_per_connection: f64::NAN,
             steal: 0.0,
@@ -572,15 +565,10 @@ async fn measure(
             })
         })
         .collect();
-    let cpu_before = process_cpu(server_pid);
-    let started = Instant::now();
+    let server = ServerWatch::start(server_pid);
     tokio::time::sleep(duration).await;
     let done = handshakes.load(Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu_us_per_connection = per_unit_us(
-        process_cpu(server_pid).saturating_sub(cpu_before),
-        done as f64,
-    );
+    let fresh = server.finish(done as f64);
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
@@ -588,10 +576,10 @@ async fn measure(
     Figures {
         requests_per_s,
         client_cores,
-        cpu_us_per_request,
-        busiest,
-        handshakes_per_s: done as f64 / elapsed.as_secs_f64(),
-        cpu_us_per_connection,
+        cpu_us_per_request: keep_alive.cpu_us_per_unit,
+        busiest: keep_alive.busiest,
+        handshakes_per_s: done as f64 / fresh.elapsed.as_secs_f64(),
+        cpu_us_per_connection: fresh.cpu_us_per_unit,
         steal: 0.0,
         errors: errors.load(Ordering::Relaxed),
     }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::kernel_stats::{busiest_thread, per_unit_us, process_cpu, thread_schedstats};
+use super::kernel_stats::{ServerWatch, process_cpu};
 use super::{Figures, Options};
 
 /// Whether `wrk` can be started.
@@ -31,38 +31,28 @@ pub fn measure(addr: SocketAddr, server_pid: u32, options: &Options) -> Figures 
         .tempfile()
         .expect("temp file");
     std::fs::write(script.path(), lua(options.body, false)).expect("write the wrk script");
-    let cpu_before = process_cpu(server_pid);
-    let sched_before = thread_schedstats(server_pid);
-    let started = Instant::now();
+    let server = ServerWatch::start(server_pid);
     let keep_alive = run(addr, script.path(), options);
-    let elapsed = started.elapsed();
-    let busiest = busiest_thread(&sched_before, &thread_schedstats(server_pid), elapsed);
-    let cpu_us_per_request = per_unit_us(
-        process_cpu(server_pid).saturating_sub(cpu_before),
-        keep_alive.requests_per_s * elapsed.as_secs_f64(),
-    );
+    let watched = server.finish(keep_alive.requests_per_s * keep_alive.elapsed.as_secs_f64());
 
     let mut errors = keep_alive.errors;
     let mut handshakes_per_s = 0.0;
     let mut cpu_us_per_connection = f64::NAN;
     if !options.requests_only {
         std::fs::write(script.path(), lua(options.body, true)).expect("write the wrk script");
-        let cpu_before = process_cpu(server_pid);
-        let started = Instant::now();
+        let server = ServerWatch::start(server_pid);
         let fresh = run(addr, script.path(), options);
-        let connections = fresh.requests_per_s * started.elapsed().as_secs_f64();
-        cpu_us_per_connection = per_unit_us(
-            process_cpu(server_pid).saturating_sub(cpu_before),
-            connections,
-        );
+        cpu_us_per_connection = server
+            .finish(fresh.requests_per_s * fresh.elapsed.as_secs_f64())
+            .cpu_us_per_unit;
         handshakes_per_s = fresh.requests_per_s;
         errors += fresh.errors;
     }
     Figures {
         requests_per_s: keep_alive.requests_per_s,
         client_cores: keep_alive.client_cores,
-        cpu_us_per_request,
-        busiest,
+        cpu_us_per_request: watched.cpu_us_per_unit,
+        busiest: watched.busiest,
         handshakes_per_s,
         cpu_us_per_connection,
         steal: 0.0,
@@ -84,6 +74,8 @@ fn lua(body: usize, close: bool) -> String {
 
 struct Run {
     requests_per_s: f64,
+    /// How long wrk ran, from its start to its exit.
+    elapsed: Duration,
     client_cores: f64,
     errors: u64,
 }
@@ -123,6 +115,7 @@ fn run(addr: SocketAddr, script: &std::path::Path, options: &Options) -> Run {
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
     Run {
         requests_per_s,
+        elapsed,
         client_cores: client_cpu.as_secs_f64() / elapsed.as_secs_f64(),
         errors: errors(&text),
     }

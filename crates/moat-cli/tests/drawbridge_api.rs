@@ -514,9 +514,26 @@ async fn manifests_are_byte_exact_and_checked() {
         (r.status, r.error_code().as_str()),
         (400, "MANIFEST_INVALID")
     );
+    // A pull by a reference that is neither a tag nor a digest finds nothing: 404, which is
+    // what the OCI conformance suite asks for (`.INVALID_MANIFEST_NAME` is its probe).
     let long = "t".repeat(129);
-    let r = c.get(&format!("/v2/demo/pkg/manifests/{long}")).await;
-    assert_eq!(r.status, 400);
+    for bad in [
+        long.as_str(),
+        ".INVALID_MANIFEST_NAME",
+        "sha256:zz",
+        "md5:00",
+    ] {
+        let r = c.get(&format!("/v2/demo/pkg/manifests/{bad}")).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "MANIFEST_UNKNOWN"),
+            "{bad}"
+        );
+        let head = c
+            .send("HEAD", &format!("/v2/demo/pkg/manifests/{bad}"), &[], "")
+            .await;
+        assert_eq!(head.status, 404, "HEAD {bad}");
+    }
 
     // An index over the package.
     let index = serde_json::to_vec(&serde_json::json!({

@@ -58,7 +58,15 @@ pub async fn get(
     raw: &str,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let reference = parse_reference(raw)?;
+    // A pull of something that cannot name a manifest finds nothing: 404, as the spec's
+    // endpoint table and the OCI conformance suite expect (pushes and deletes still say 400).
+    let reference = Reference::parse(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ManifestUnknown,
+            format!("no manifest is named {raw:?}: {e}"),
+        )
+    })?;
     let record = lookup(&ctx, &name, &reference)
         .await?
         .ok_or_else(|| ApiError::manifest_unknown(&reference))?;

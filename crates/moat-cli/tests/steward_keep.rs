@@ -204,6 +204,85 @@ fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
     drop(keep);
 }
 
+/// The leaf certificate a TLS listener on `port` presents, after a full echo exchange.
+fn presented_leaf(port: u16) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let (config, captured) = moat_testkit::tls::capturing_client(None);
+    let mut tls =
+        moat_testkit::tls::connect_blocking(moat_testkit::net::local(port), config, "localhost")
+            .unwrap();
+    tls.write_all(b"ping").unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    let mut back = Vec::new();
+    tls.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"ping");
+    captured.chain().unwrap()[0].as_ref().to_vec()
+}
+
+#[test]
+fn a_running_keep_renews_its_certificate_before_it_expires() {
+    let amd = FakeAmd::new("renew-test");
+    // The shortest lifetime a policy allows: the Keep renews after two thirds of it (~40 s).
+    let (steward, _dir) = snp_setup(
+        &amd,
+        "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\ncertificate_lifetime = \"1m\"\n",
+    );
+    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
+    let port = moat_testkit::net::free_port();
+    let mut keep = attested_keep(&steward, tsm.path(), "snp", port)
+        .args(["--log-level", "info"])
+        .spawn();
+    keep.wait_for_stdout("listening");
+    let first = presented_leaf(port);
+
+    // The same listener, the same workload run: a new certificate appears within the lifetime.
+    let started = std::time::Instant::now();
+    let renewed = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(58),
+            "no renewal within the certificate's one-minute lifetime"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let leaf = presented_leaf(port);
+        if leaf != first {
+            break leaf;
+        }
+    };
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(20),
+        "renewed far too early: {:?}",
+        started.elapsed()
+    );
+    keep.wait_for_stderr("renewed the Keep's certificate");
+
+    // A fresh key, certified again from fresh evidence, and valid for a relying party.
+    let spki = |der: &[u8]| {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(der).unwrap();
+        cert.public_key().raw.to_vec()
+    };
+    assert_ne!(spki(&first), spki(&renewed), "the renewal uses a new key");
+    let out = verify_keep(
+        &steward,
+        &format!("https://127.0.0.1:{port}"),
+        &["--expect-platform", "snp"],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The Steward goes away: the next renewal fails and is retried, and the workload keeps
+    // serving with the certificate it has meanwhile.
+    drop(steward);
+    keep.wait_for_stderr("renewing the Keep's certificate failed");
+    assert_eq!(presented_leaf(port), renewed);
+    drop(keep);
+}
+
 #[test]
 fn a_steward_refusal_stops_the_keep_before_the_workload_starts() {
     let amd = FakeAmd::new("run-refused");

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 
 use moat_config::{ClientAuthMode, Config, FileKind, Protocol};
-use moat_tls::{ClientAuth, ClientOptions, Identity, ServerOptions, TrustRoots};
+use moat_tls::{ClientAuth, ClientOptions, Identity, LiveIdentity, ServerOptions, TrustRoots};
 use moat_wasi::{ConnectTarget, DirSpec, FdSpec, ListenLimits, WasiSpec};
 
 use crate::limits::Limits;
@@ -61,8 +61,9 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The WASI layer's view of `config`, with TLS sockets configured for `identity`.
-pub fn wasi_spec(config: &Config, identity: &Identity) -> Result<WasiSpec, WorkloadError> {
+/// The WASI layer's view of `config`, with TLS sockets configured for `identity`: each
+/// handshake presents the certificate `identity` holds then, so a renewal reaches them all.
+pub fn wasi_spec(config: &Config, identity: &LiveIdentity) -> Result<WasiSpec, WorkloadError> {
     let listen_limits = ListenLimits {
         max_connections: config.limits.max_connections_per_listener as usize,
         handshake_timeout: config.limits.handshake_timeout,

@@ -7,7 +7,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
 
-use crate::{Identity, TlsError, TrustRoots, provider};
+use crate::{LiveIdentity, TlsError, TrustRoots, provider};
 
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -38,8 +38,9 @@ pub struct ServerOptions {
 pub struct ClientOptions {
     /// Roots the server's chain must lead to.
     pub roots: TrustRoots,
-    /// Presented as a client certificate when the server asks.
-    pub identity: Option<Identity>,
+    /// Presented as a client certificate when the server asks (the one it holds at handshake
+    /// time; a fixed [`Identity`](crate::Identity) converts with `.into()`).
+    pub identity: Option<LiveIdentity>,
     /// ALPN protocols offered (empty: no ALPN).
     pub alpn: Vec<Vec<u8>>,
 }
@@ -55,11 +56,13 @@ impl ClientOptions {
     }
 }
 
-/// A server configuration presenting `identity`.
+/// A server configuration presenting `identity` (an [`Identity`](crate::Identity), or a
+/// [`LiveIdentity`] whose current certificate each handshake presents).
 pub fn server_config(
-    identity: &Identity,
+    identity: impl Into<LiveIdentity>,
     options: &ServerOptions,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    let identity: LiveIdentity = identity.into();
     let builder =
         ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
     let builder = match &options.client_auth {
@@ -81,10 +84,7 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_single_cert(
-        identity.chain().to_vec(),
-        identity.private_key().clone_key(),
-    )?;
+    let mut config = builder.with_cert_resolver(identity.server_resolver());
     config.alpn_protocols = options.alpn.clone();
     Ok(Arc::new(config))
 }
@@ -96,10 +96,7 @@ pub fn client_config(options: &ClientOptions) -> Result<Arc<ClientConfig>, TlsEr
         .with_root_certificates(options.roots.root_store()?);
     let mut config = match &options.identity {
         None => builder.with_no_client_auth(),
-        Some(identity) => builder.with_client_auth_cert(
-            identity.chain().to_vec(),
-            identity.private_key().clone_key(),
-        )?,
+        Some(identity) => builder.with_client_cert_resolver(identity.client_resolver()),
     };
     config.alpn_protocols = options.alpn.clone();
     Ok(Arc::new(config))

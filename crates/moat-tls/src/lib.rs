@@ -4,6 +4,8 @@
 //! - [`Identity`]: a private key with its certificate chain. [`Identity::self_signed`] makes a
 //!   fresh one per run (what a Keep without a Steward presents); [`Identity::from_parts`] takes a
 //!   chain the Steward issued for a key from [`generate_key`].
+//! - [`LiveIdentity`]: an identity that can be replaced (a renewed certificate) while the TLS
+//!   configurations made from it stay in use.
 //! - [`server_config`] / [`client_config`]: TLS 1.3 and 1.2 on the ring provider, with optional
 //!   ALPN, optional client-certificate verification (mTLS, required or optional), and explicit
 //!   [`TrustRoots`] (the platform store, extra CA files, or only given CAs).
@@ -16,6 +18,7 @@
 mod config;
 mod error;
 mod identity;
+mod live;
 pub mod pem;
 mod roots;
 #[cfg(feature = "test-pki")]
@@ -28,6 +31,7 @@ pub use config::{
 };
 pub use error::TlsError;
 pub use identity::{Identity, KeyAlgorithm, generate_key};
+pub use live::LiveIdentity;
 pub use roots::TrustRoots;
 /// Re-exported so users name the same versions Moat builds with.
 pub use rustls;

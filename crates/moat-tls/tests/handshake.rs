@@ -72,7 +72,7 @@ async fn run(
 async fn server_auth_with_test_ca_and_alpn() {
     let ca = TestCa::new("test CA");
     let server = server_config(
-        &ca.server_identity(&["localhost", "127.0.0.1"]),
+        ca.server_identity(&["localhost", "127.0.0.1"]),
         &ServerOptions {
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             ..Default::default()
@@ -96,7 +96,7 @@ async fn wrong_name_and_unknown_ca_are_rejected() {
     let ca = TestCa::new("test CA");
     let other = TestCa::new("other CA");
     let server = server_config(
-        &ca.server_identity(&["localhost"]),
+        ca.server_identity(&["localhost"]),
         &ServerOptions::default(),
     )
     .unwrap();
@@ -146,7 +146,7 @@ async fn mtls_required_accepts_good_client_and_rejects_others() {
     let client_ca = TestCa::new("client CA");
     let rogue_ca = TestCa::new("rogue CA");
     let server = server_config(
-        &server_ca.server_identity(&["localhost"]),
+        server_ca.server_identity(&["localhost"]),
         &ServerOptions {
             client_auth: ClientAuth::Required(client_ca.roots()),
             ..Default::default()
@@ -155,7 +155,7 @@ async fn mtls_required_accepts_good_client_and_rejects_others() {
     .unwrap();
 
     let mut good = ClientOptions::new(server_ca.roots());
-    good.identity = Some(client_ca.client_identity("alice"));
+    good.identity = Some(client_ca.client_identity("alice").into());
     let (served, talked) = run(server.clone(), client_config(&good).unwrap(), "localhost").await;
     assert_eq!(served, Ok(1));
     assert!(talked.is_ok(), "{talked:?}");
@@ -177,7 +177,7 @@ async fn mtls_required_accepts_good_client_and_rejects_others() {
 
     // A certificate from another CA: refused.
     let mut rogue = ClientOptions::new(server_ca.roots());
-    rogue.identity = Some(rogue_ca.client_identity("mallory"));
+    rogue.identity = Some(rogue_ca.client_identity("mallory").into());
     let (served, talked) = run(server, client_config(&rogue).unwrap(), "localhost").await;
     let err = served.unwrap_err();
     assert!(
@@ -192,7 +192,7 @@ async fn mtls_optional_allows_anonymous_but_not_bad_certificates() {
     let server_ca = TestCa::new("server CA");
     let client_ca = TestCa::new("client CA");
     let server = server_config(
-        &server_ca.server_identity(&["localhost"]),
+        server_ca.server_identity(&["localhost"]),
         &ServerOptions {
             client_auth: ClientAuth::Optional(client_ca.roots()),
             ..Default::default()
@@ -210,7 +210,7 @@ async fn mtls_optional_allows_anonymous_but_not_bad_certificates() {
     assert!(talked.is_ok());
 
     let mut rogue = ClientOptions::new(server_ca.roots());
-    rogue.identity = Some(TestCa::new("rogue").client_identity("mallory"));
+    rogue.identity = Some(TestCa::new("rogue").client_identity("mallory").into());
     let (served, _) = run(server, client_config(&rogue).unwrap(), "localhost").await;
     assert!(served.is_err());
 }
@@ -247,7 +247,7 @@ async fn pem_round_trip_keeps_a_working_identity() {
 async fn servers_speak_tls13_and_still_accept_tls12_clients() {
     let ca = TestCa::new("test CA");
     let server = server_config(
-        &ca.server_identity(&["localhost"]),
+        ca.server_identity(&["localhost"]),
         &ServerOptions::default(),
     )
     .unwrap();
@@ -285,4 +285,57 @@ async fn servers_speak_tls13_and_still_accept_tls12_clients() {
         assert_eq!(buf, b"HELLO");
         assert_eq!(served.await.unwrap(), Ok(0));
     }
+}
+
+#[tokio::test]
+async fn a_replaced_live_identity_is_presented_by_configs_made_before() {
+    let first = Identity::self_signed(&["localhost"]).unwrap();
+    let second = Identity::self_signed(&["localhost"]).unwrap();
+    let live = moat_tls::LiveIdentity::new(first.clone());
+    let server = server_config(&live, &ServerOptions::default()).unwrap();
+    let trusting = |id: &Identity| {
+        client_config(&ClientOptions::new(TrustRoots::only(vec![
+            id.leaf().clone(),
+        ])))
+        .unwrap()
+    };
+
+    let (_, talked) = run(server.clone(), trusting(&first), "localhost").await;
+    assert!(talked.is_ok(), "{talked:?}");
+
+    // The same server config, after the replacement: only the new certificate is presented.
+    live.replace(second.clone());
+    let (_, talked) = run(server.clone(), trusting(&first), "localhost").await;
+    assert!(
+        talked.is_err(),
+        "the old certificate is no longer presented"
+    );
+    let (_, talked) = run(server, trusting(&second), "localhost").await;
+    assert!(talked.is_ok(), "{talked:?}");
+    assert_eq!(live.current().leaf(), second.leaf());
+}
+
+#[tokio::test]
+async fn a_replaced_live_identity_is_the_client_certificate_too() {
+    let client_ca = TestCa::new("client CA");
+    let server_ca = TestCa::new("server CA");
+    let server = server_config(
+        server_ca.server_identity(&["localhost"]),
+        &ServerOptions {
+            client_auth: ClientAuth::Required(client_ca.roots()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rogue = TestCa::new("rogue").client_identity("mallory");
+    let live = moat_tls::LiveIdentity::new(rogue);
+    let mut options = ClientOptions::new(server_ca.roots());
+    options.identity = Some(live.clone());
+    let client = client_config(&options).unwrap();
+    let (served, _) = run(server.clone(), client.clone(), "localhost").await;
+    assert!(served.is_err(), "a certificate from another CA is refused");
+
+    live.replace(client_ca.client_identity("alice"));
+    let (served, talked) = run(server, client, "localhost").await;
+    assert_eq!(served, Ok(1), "{talked:?}");
 }

@@ -23,7 +23,7 @@ async fn platform_roots_and_extra_ca_both_verify() {
     let client = client_config(&ClientOptions::new(roots)).unwrap();
     for ca in [&platform_ca, &extra_ca] {
         let server = server_config(
-            &ca.server_identity(&["localhost"]),
+            ca.server_identity(&["localhost"]),
             &ServerOptions::default(),
         )
         .unwrap();
@@ -51,7 +51,7 @@ async fn platform_roots_and_extra_ca_both_verify() {
     // A CA in neither set is refused.
     let stranger = TestCa::new("stranger");
     let server = server_config(
-        &stranger.server_identity(&["localhost"]),
+        stranger.server_identity(&["localhost"]),
         &ServerOptions::default(),
     )
     .unwrap();

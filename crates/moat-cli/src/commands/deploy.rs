@@ -141,8 +141,14 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         eprintln!("deploying {}", workload.name);
     }
 
-    // 3. Run with the same certificate.
+    // 3. Run with the same certificate, renewed before it expires.
     let config = before_run(Step::Configure, load_config(&workload))?;
+    let identity = moat_tls::LiveIdentity::new(identity);
+    let _renewal = before_run(
+        Step::Attest,
+        moat_keep::attested::renew_in_background(steward, workload_name.clone(), identity.clone())
+            .map_err(Into::into),
+    )?;
     run_workload(runtime, &workload, config, identity, &args)
 }
 
@@ -252,7 +258,7 @@ fn run_workload(
     runtime: tokio::runtime::Runtime,
     workload: &Workload,
     config: moat_config::Config,
-    identity: moat_tls::Identity,
+    identity: moat_tls::LiveIdentity,
     args: &DeployArgs,
 ) -> anyhow::Result<ExitCode> {
     // The attest/pull runtime is done; the Keep runs the workload on its own runtime.

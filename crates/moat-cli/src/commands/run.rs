@@ -136,20 +136,28 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
     let server_names = args
         .attest
         .server_names(moat_keep::workload::server_names(&config));
-    let identity = match steward {
+    let (identity, _renewal) = match steward {
         Some(mut steward) => {
             steward.server_names = server_names;
-            moat_keep::attested::attested_identity_blocking(
-                &steward,
-                &moat_keep::attested::local_workload_name(&module),
-            )
-            .map_err(moat_error)?
+            let workload = moat_keep::attested::local_workload_name(&module);
+            let identity: moat_tls::LiveIdentity =
+                moat_keep::attested::attested_identity_blocking(&steward, &workload)
+                    .map_err(moat_error)?
+                    .into();
+            // The Steward's certificate expires; the run may not.
+            let renewal =
+                moat_keep::attested::renew_in_background(steward, workload, identity.clone())
+                    .map_err(moat_error)?;
+            (identity, Some(renewal))
         }
-        None => moat_tls::Identity::self_signed(&server_names).map_err(|e| {
-            moat_error(anyhow::anyhow!(
-                "cannot make the Keep's self-signed identity: {e}"
-            ))
-        })?,
+        None => {
+            let identity = moat_tls::Identity::self_signed(&server_names).map_err(|e| {
+                moat_error(anyhow::anyhow!(
+                    "cannot make the Keep's self-signed identity: {e}"
+                ))
+            })?;
+            (identity.into(), None)
+        }
     };
     let wasi = moat_keep::workload::wasi_spec(&config, &identity).map_err(moat_error)?;
     let cache = match (args.no_cache, args.cache_dir) {

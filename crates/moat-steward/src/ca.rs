@@ -199,6 +199,7 @@ impl CertificateAuthority {
     pub fn issue_server_cert(
         &self,
         names: &[String],
+        lifetime: Duration,
     ) -> Result<(CertificateDer<'static>, KeyPair), CaError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CaError::Key(e.to_string()))?;
@@ -214,7 +215,7 @@ impl CertificateAuthority {
         params.serial_number = Some(random_serial()?);
         let now = SystemTime::now();
         params.not_before = (now - CLOCK_SKEW_ALLOWANCE).into();
-        params.not_after = (now + Duration::from_secs(90 * 24 * 3600)).into();
+        params.not_after = (now + lifetime).into();
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;

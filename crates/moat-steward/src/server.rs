@@ -55,15 +55,94 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
+/// How long each HTTPS certificate the Steward issues itself is valid.
+pub const SELF_ISSUED_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
 /// A TLS server configuration whose certificate the Steward's own CA signs for `names`
-/// (DNS names or IP addresses), so clients need to trust only the CA.
+/// (DNS names or IP addresses), so clients need to trust only the CA. The certificate is
+/// re-issued, with a fresh key, on the first handshake after two thirds of its validity: a
+/// Steward that runs for months never serves an expired one (Keeps would then fail to renew
+/// theirs, one after another).
 pub fn tls_config_from_ca(
-    steward: &Steward,
+    steward: &Arc<Steward>,
     names: &[String],
 ) -> Result<Arc<ServerConfig>, ServeError> {
-    let (cert, key) = steward.ca().issue_server_cert(names)?;
-    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    tls_config(vec![cert, steward.ca().cert_der().clone()], key)
+    tls_config_from_ca_with_lifetime(steward, names, SELF_ISSUED_LIFETIME)
+}
+
+/// [`tls_config_from_ca`] with a chosen certificate lifetime (tests use seconds).
+pub fn tls_config_from_ca_with_lifetime(
+    steward: &Arc<Steward>,
+    names: &[String],
+    lifetime: Duration,
+) -> Result<Arc<ServerConfig>, ServeError> {
+    let resolver = SelfIssued {
+        steward: steward.clone(),
+        names: names.to_vec(),
+        lifetime,
+        current: std::sync::Mutex::new(SelfIssued::issue(steward, names, lifetime)?),
+    };
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ServeError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The Steward's self-issued HTTPS certificate and when to replace it.
+#[derive(Debug)]
+struct SelfIssued {
+    steward: Arc<Steward>,
+    names: Vec<String>,
+    lifetime: Duration,
+    current: std::sync::Mutex<(Arc<rustls::sign::CertifiedKey>, std::time::Instant)>,
+}
+
+impl SelfIssued {
+    /// A fresh certificate and the moment two thirds of its lifetime have passed.
+    fn issue(
+        steward: &Steward,
+        names: &[String],
+        lifetime: Duration,
+    ) -> Result<(Arc<rustls::sign::CertifiedKey>, std::time::Instant), ServeError> {
+        let (cert, key) = steward.ca().issue_server_cert(names, lifetime)?;
+        let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+        let chain = vec![cert, steward.ca().cert_der().clone()];
+        let renew_at = std::time::Instant::now() + lifetime * 2 / 3;
+        Ok((
+            Arc::new(rustls::sign::CertifiedKey::new(chain, signer)),
+            renew_at,
+        ))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for SelfIssued {
+    fn resolve(
+        &self,
+        _client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if std::time::Instant::now() >= current.1 {
+            // One P-256 key and signature (~0.1 ms), once per renewal, under the lock so
+            // concurrent handshakes do not each issue one.
+            match Self::issue(&self.steward, &self.names, self.lifetime) {
+                Ok(fresh) => {
+                    *current = fresh;
+                    tracing::info!("re-issued the Steward's HTTPS certificate");
+                }
+                // Keep serving the old one; the next handshake tries again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-issue the Steward's HTTPS certificate")
+                }
+            }
+        }
+        Some(current.0.clone())
+    }
 }
 
 /// Loads a PEM chain and key for the HTTPS listener.

@@ -2,9 +2,11 @@
 //! `.ci/run`), driven over WebDriver by a small client written here (plain HTTP + JSON: no
 //! browser-automation crate to compile). Three players in three tabs of one browser, over HTTPS
 //! to a Keep started with `moat run` that attested (as `nil`, allowed by this test's policy) to a
-//! Steward running as a real process. Chromium trusts exactly the Steward CA's key
-//! (`--ignore-certificate-errors-spki-list`, which accepts a chain holding a pinned key): the
-//! Keep's own key is not pinned, so the page loads only because the Steward certified it.
+//! Steward running as a real process. Chromium verifies the Keep's chain the way it verifies any
+//! site: the Steward CA is the one root added to the NSS database of the browser's (temporary)
+//! home directory, where Chromium on Linux looks for locally trusted roots, so names, validity
+//! and signatures are all checked, and the page loads only because the Steward certified the
+//! Keep. A server with a certificate from no trusted root is refused in the same browser.
 //! Screenshots go to `target/test-artifacts/cryptle-browser/`.
 
 mod cryptle_support;
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cryptle_support::{Keep, cryptle_wasm, repo_root, seed_with_unique_secret, spki_pin};
+use cryptle_support::{Keep, cryptle_wasm, repo_root, seed_with_unique_secret};
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -63,6 +65,40 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Val
     v["value"].clone()
 }
 
+/// A home directory whose NSS database (where Chromium on Linux looks for locally trusted roots)
+/// trusts `ca_pem`, and nothing else, to identify web servers.
+fn home_trusting(ca_pem: &[u8]) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join(".pki").join("nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let ca = home.path().join("steward-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let certutil = find_program(&["certutil"]);
+    for args in [
+        vec!["-N", "-d", &db, "--empty-password"],
+        vec![
+            "-A",
+            "-d",
+            &db,
+            "-t",
+            "C,,",
+            "-n",
+            "Moat Steward CA (test)",
+            "-i",
+            ca.to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new(&certutil).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    home
+}
+
 /// The body of one HTTP/1.1 response with a Content-Length.
 fn read_http_body(s: &mut TcpStream) -> std::io::Result<String> {
     let mut raw = Vec::new();
@@ -98,10 +134,13 @@ struct Driver {
     addr: SocketAddr,
     session: String,
     _profile: tempfile::TempDir,
+    _home: tempfile::TempDir,
 }
 
 impl Driver {
-    fn start(spki: &str) -> Driver {
+    /// A browser whose only trusted root is `ca_pem`.
+    fn start(ca_pem: &[u8]) -> Driver {
+        let home = home_trusting(ca_pem);
         let chromium = find_program(&["chromium", "chromium-browser"]);
         let chromedriver = find_program(&["chromedriver"]);
         // chromedriver takes a port, not a listener: ask the OS for a free one.
@@ -112,6 +151,8 @@ impl Driver {
             .port();
         let process = Command::new(chromedriver)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            // Chromium inherits it and reads `$HOME/.pki/nssdb`.
+            .env("HOME", home.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -136,8 +177,6 @@ impl Driver {
             "--disable-renderer-backgrounding".into(),
             "--window-size=1000,1300".into(),
             format!("--user-data-dir={}", profile.path().display()),
-            // Trust exactly the pinned key (the Steward CA's), nothing else.
-            format!("--ignore-certificate-errors-spki-list={spki}"),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -152,6 +191,7 @@ impl Driver {
             addr,
             session,
             _profile: profile,
+            _home: home,
         }
     }
 
@@ -301,12 +341,23 @@ fn three_players_in_chromium_over_https() {
         rustls::pki_types::CertificateDer::from_pem_slice(&steward.ca_pem).unwrap()
     };
     assert_ne!(
-        spki_pin(&keep.cert),
-        spki_pin(&steward_ca),
-        "the Keep has its own key, certified by the Steward"
+        keep.cert, steward_ca,
+        "the Keep presents its own certificate, issued by the Steward"
     );
     let url = format!("https://127.0.0.1:{}/", keep.addr.port());
-    let d = Driver::start(&spki_pin(&steward_ca));
+    let d = Driver::start(&steward.ca_pem);
+
+    // The browser really verifies: a server whose certificate no trusted root issued
+    // (self-signed, for the same names) gets Chromium's certificate error page instead.
+    let stranger = moat_testkit::servers::EchoServer::tls(moat_testkit::tls::server_config(
+        &moat_testkit::pki::self_signed_server(&["localhost", "127.0.0.1"]),
+        None,
+    ));
+    d.goto(&format!("https://127.0.0.1:{}/", stranger.addr.port()));
+    d.wait_for(
+        "Chromium's certificate error page",
+        "return document.body.innerText.includes('NET::ERR_CERT_AUTHORITY_INVALID')",
+    );
 
     // Alice: a single-player round, won on the second try.
     let alice = d.current_tab();

@@ -396,17 +396,6 @@ fn tls_stream(
     rustls::StreamOwned::new(conn, sock)
 }
 
-/// base64(SHA-256(SubjectPublicKeyInfo)): what Chromium's `--ignore-certificate-errors-spki-list`
-/// takes to trust exactly one key.
-pub fn spki_pin(cert: &rustls::pki_types::CertificateDer<'_>) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).expect("parse certificate");
-    let digest = sha2::Sha256::digest(parsed.tbs_certificate.subject_pki.raw);
-    base64::engine::general_purpose::STANDARD.encode(digest)
-}
-
 /// A seed for which the first secret word appears neither in the page nor in `avoid` (bytes a
 /// scan would also see, like the module and the moat binary), plus a second answer with the
 /// same property that the game never picks first (a control for the scan).

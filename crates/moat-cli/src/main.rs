@@ -5,6 +5,7 @@
 mod commands;
 mod exit;
 mod keep_run;
+mod tls_reload;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! Faults against the real server process: SIGKILL during uploads and restart (no partial blob
-//! is ever served, every acknowledged push is intact, interrupted chunked uploads resume), and
-//! concurrent pushes of the same and of different blobs.
+//! is ever served, every acknowledged push is intact, interrupted chunked uploads resume),
+//! concurrent pushes of the same and of different blobs, and a TLS certificate replaced under
+//! a running server (SIGHUP), well-formed or not.
 
 mod drawbridge_support;
 
@@ -333,5 +334,46 @@ async fn concurrent_pushes_of_the_same_and_different_blobs() {
             .unwrap()
             .count(),
         0
+    );
+}
+
+#[test]
+fn sighup_reloads_the_tls_certificate_and_a_bad_one_is_refused() {
+    let db = Drawbridge::start();
+    let (cert, key) = db.tls_files();
+    let first = moat_testkit::tls::presented_chain(db.addr, "localhost");
+
+    // A renewed certificate from the same CA, written over the files: served after SIGHUP.
+    let renewed = db.server_ca.server();
+    let dir = tempfile::tempdir().unwrap();
+    let (new_cert, new_key) = renewed.write(dir.path(), "renewed");
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    assert_eq!(
+        moat_testkit::tls::presented_chain(db.addr, "localhost")[0],
+        first[0],
+        "nothing changes before the signal"
+    );
+    moat_testkit::process::sighup(db.pid());
+    moat_testkit::tls::wait_for_presented_leaf(db.addr, "localhost", &renewed.chain[0]);
+
+    // A key that does not match the certificate: refused, the renewed one stays.
+    let stranger = db.server_ca.server();
+    let (_, wrong_key) = stranger.write(dir.path(), "stranger");
+    std::fs::copy(&wrong_key, &key).unwrap();
+    moat_testkit::process::sighup(db.pid());
+    let deadline = std::time::Instant::now() + moat_testkit::WAIT;
+    while !db
+        .log
+        .lock()
+        .unwrap()
+        .contains("cannot reload the TLS certificate")
+    {
+        assert!(std::time::Instant::now() < deadline, "no refusal logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        moat_testkit::tls::presented_chain(db.addr, "localhost")[0],
+        renewed.chain[0]
     );
 }

@@ -420,3 +420,38 @@ fn policy_check_and_collateral_import() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn sighup_reloads_a_given_tls_certificate_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    let write = |names: &[&str]| {
+        let id = moat_tls::Identity::self_signed(names).unwrap();
+        id.save_pem(&cert, &key).unwrap();
+        id
+    };
+    let first = write(&["localhost"]);
+    let steward = Steward::start(
+        "allow_insecure_nil = true\n",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let addr: std::net::SocketAddr = steward.url.trim_start_matches("https://").parse().unwrap();
+    moat_testkit::tls::wait_for_presented_leaf(addr, "localhost", first.leaf());
+
+    let renewed = write(&["localhost", "steward.test"]);
+    moat_testkit::process::sighup(steward.pid());
+    moat_testkit::tls::wait_for_presented_leaf(addr, "localhost", renewed.leaf());
+
+    std::fs::write(&cert, b"-----BEGIN CERTIFICATE-----\ntruncated").unwrap();
+    moat_testkit::process::sighup(steward.pid());
+    assert!(steward.log_contains("cannot reload the TLS certificate"));
+    assert_eq!(
+        moat_testkit::tls::presented_chain(addr, "localhost")[0],
+        *renewed.leaf()
+    );
+}

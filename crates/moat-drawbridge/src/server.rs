@@ -17,11 +17,11 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use moat_tls::LiveIdentity;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -113,6 +113,15 @@ pub fn tls_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let identity = moat_tls::Identity::from_parts(chain, key)
+        .map_err(|e| ServerError::Tls(rustls::Error::General(e.to_string())))?;
+    tls_config_presenting(&LiveIdentity::new(identity))
+}
+
+/// [`tls_config`] presenting whatever `identity` holds at each handshake.
+pub fn tls_config_presenting(
+    identity: &LiveIdentity,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(DeferredChainVerifier {
         algorithms: provider.signature_verification_algorithms,
@@ -120,35 +129,23 @@ pub fn tls_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(identity.server_resolver());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// [`tls_config`] from PEM files.
+/// [`tls_config`] from PEM files. The returned [`LiveIdentity`] is what the listener presents:
+/// replacing it (after the files changed) takes effect at the next handshake.
 pub fn tls_config_from_files(
     cert: &Path,
     key: &Path,
-) -> Result<Arc<rustls::ServerConfig>, ServerError> {
-    let pem_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |e: rustls_pki_types::pem::Error| ServerError::Pem {
-            path: path.clone(),
-            reason: e.to_string(),
-        }
-    };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(pem_err(cert))?
-        .collect::<Result<_, _>>()
-        .map_err(pem_err(cert))?;
-    if chain.is_empty() {
-        return Err(ServerError::Pem {
-            path: cert.display().to_string(),
-            reason: "no certificate in file".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
-    tls_config(chain, key)
+) -> Result<(Arc<rustls::ServerConfig>, LiveIdentity), ServerError> {
+    let identity = moat_tls::Identity::load_pem(cert, key).map_err(|e| ServerError::Pem {
+        path: format!("{} and {}", cert.display(), key.display()),
+        reason: e.to_string(),
+    })?;
+    let live = LiveIdentity::new(identity);
+    Ok((tls_config_presenting(&live)?, live))
 }
 
 /// Bind a listener; plain HTTP only on loopback.

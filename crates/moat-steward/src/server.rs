@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use moat_tls::LiveIdentity;
 use rustls::ServerConfig;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -39,18 +40,17 @@ impl Default for ConnLimits {
     }
 }
 
-/// A rustls server configuration (ring provider, TLS 1.2 and 1.3, HTTP/1.1 ALPN).
-pub fn tls_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+/// A rustls server configuration (ring provider, TLS 1.2 and 1.3, HTTP/1.1 ALPN) presenting
+/// whatever certificate `resolver` gives at each handshake.
+fn tls_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
 ) -> Result<Arc<ServerConfig>, ServeError> {
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| ServeError::Tls(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| ServeError::Tls(e.to_string()))?;
+            .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -76,20 +76,12 @@ pub fn tls_config_from_ca_with_lifetime(
     names: &[String],
     lifetime: Duration,
 ) -> Result<Arc<ServerConfig>, ServeError> {
-    let resolver = SelfIssued {
+    tls_config(Arc::new(SelfIssued {
         steward: steward.clone(),
         names: names.to_vec(),
         lifetime,
         current: std::sync::Mutex::new(SelfIssued::issue(steward, names, lifetime)?),
-    };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ServeError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    }))
 }
 
 /// The Steward's self-issued HTTPS certificate and when to replace it.
@@ -145,22 +137,16 @@ impl rustls::server::ResolvesServerCert for SelfIssued {
     }
 }
 
-/// Loads a PEM chain and key for the HTTPS listener.
+/// Loads a PEM chain and key for the HTTPS listener. The returned [`LiveIdentity`] is what the
+/// listener presents: replacing it (after the files changed) takes effect at the next handshake.
 pub fn tls_config_from_files(
     cert: &std::path::Path,
     key: &std::path::Path,
-) -> Result<Arc<ServerConfig>, ServeError> {
-    use rustls_pki_types::pem::PemObject;
-    let io = |what: &std::path::Path| {
-        let what = what.display().to_string();
-        move |e: rustls_pki_types::pem::Error| ServeError::Tls(format!("{what}: {e}"))
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(io(cert))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io(cert))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(io(key))?;
-    tls_config(chain, key)
+) -> Result<(Arc<ServerConfig>, LiveIdentity), ServeError> {
+    let identity =
+        moat_tls::Identity::load_pem(cert, key).map_err(|e| ServeError::Tls(e.to_string()))?;
+    let live = LiveIdentity::new(identity);
+    Ok((tls_config(live.server_resolver())?, live))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

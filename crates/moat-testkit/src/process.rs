@@ -484,3 +484,12 @@ impl Drop for Running {
         }
     }
 }
+
+/// Send SIGHUP to process `pid` (`kill -HUP`): servers re-read their TLS files on it.
+pub fn sighup(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -HUP {pid} failed");
+}

@@ -247,3 +247,29 @@ pub fn connect_blocking(
     }
     Ok(stream)
 }
+
+/// The certificate chain a TLS server at `addr` presents for `server_name` (a handshake that
+/// verifies nothing; for tests that look at what is served, e.g. after a reload).
+pub fn presented_chain(addr: SocketAddr, server_name: &str) -> Vec<CertificateDer<'static>> {
+    let (config, captured) = capturing_client(None);
+    let mut tls = connect_blocking(addr, config, server_name).expect("TLS handshake");
+    tls.conn.send_close_notify();
+    let _ = tls.conn.complete_io(&mut tls.sock);
+    captured.chain().expect("the server presented a chain")
+}
+
+/// Wait (up to [`crate::WAIT`]) until the server at `addr` presents `leaf`.
+pub fn wait_for_presented_leaf(addr: SocketAddr, server_name: &str, leaf: &CertificateDer<'_>) {
+    let deadline = std::time::Instant::now() + crate::WAIT;
+    loop {
+        let chain = presented_chain(addr, server_name);
+        if chain.first().map(|c| c.as_ref()) == Some(leaf.as_ref()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{addr} never presented the expected certificate"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -55,7 +55,9 @@ impl LiveIdentity {
         self.read().certified_key()
     }
 
-    pub(crate) fn server_resolver(&self) -> Arc<dyn ResolvesServerCert> {
+    /// rustls's view for a server: the certificate held at each handshake. For server
+    /// configurations built outside [`server_config`](crate::server_config).
+    pub fn server_resolver(&self) -> Arc<dyn ResolvesServerCert> {
         Arc::new(Resolver(self.clone()))
     }
 

@@ -341,7 +341,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(server::tls_config_from_files(cert, key)?),
+            (Some(cert), Some(key)) => {
+                let (config, live) = server::tls_config_from_files(cert, key)?;
+                crate::tls_reload::reload_on_sighup("drawbridge", cert.clone(), key.clone(), live)?;
+                Some(config)
+            }
             _ if args.insecure_plain_http => None,
             _ => bail!("give --tls-cert and --tls-key (or --insecure-plain-http on a loopback address)"),
         };

@@ -207,7 +207,11 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
         let tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(c), Some(k)) => tls_config_from_files(c, k)?,
+            (Some(c), Some(k)) => {
+                let (config, live) = tls_config_from_files(c, k)?;
+                crate::tls_reload::reload_on_sighup("steward", c.clone(), k.clone(), live)?;
+                config
+            }
             _ => {
                 let mut names = args.tls_names.clone();
                 names.extend(["localhost".into(), "127.0.0.1".into(), "::1".into()]);

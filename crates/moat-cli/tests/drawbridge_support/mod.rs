@@ -255,6 +255,15 @@ impl Drawbridge {
         self.addr.to_string()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The `--tls-cert` and `--tls-key` files the server was started with.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        (self.cert.clone(), self.key.clone())
+    }
+
     /// Kill the server with SIGKILL (no cleanup runs) and wait for it.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

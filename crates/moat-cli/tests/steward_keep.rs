@@ -154,7 +154,6 @@ fn attested_keep(
 
 #[test]
 fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
-    use std::io::{Read, Write};
     let amd = FakeAmd::new("run-test");
     let (steward, _dir) = snp_setup(
         &amd,
@@ -183,17 +182,7 @@ fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
     assert!(!out.status.success());
 
     // The workload itself sees plaintext behind the attested listener.
-    let (config, captured) = moat_testkit::tls::capturing_client(None);
-    let mut tls =
-        moat_testkit::tls::connect_blocking(moat_testkit::net::local(port), config, "localhost")
-            .unwrap();
-    tls.write_all(b"through the attested channel").unwrap();
-    tls.conn.send_close_notify();
-    tls.flush().unwrap();
-    let mut back = Vec::new();
-    tls.read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"through the attested channel");
-    let chain = captured.chain().unwrap();
+    let chain = echo_through(port, b"through the attested channel");
     assert!(chain.len() >= 2, "the Keep presents leaf and Steward CA");
     let leaf = chain[0].as_ref();
     assert!(
@@ -204,20 +193,26 @@ fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
     drop(keep);
 }
 
-/// The leaf certificate a TLS listener on `port` presents, after a full echo exchange.
-fn presented_leaf(port: u16) -> Vec<u8> {
+/// Send `message` through the TLS listener on `port` to the echo workload behind it, check that
+/// it comes back, and return the chain the listener presented.
+fn echo_through(port: u16, message: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use std::io::{Read, Write};
     let (config, captured) = moat_testkit::tls::capturing_client(None);
     let mut tls =
         moat_testkit::tls::connect_blocking(moat_testkit::net::local(port), config, "localhost")
             .unwrap();
-    tls.write_all(b"ping").unwrap();
+    tls.write_all(message).unwrap();
     tls.conn.send_close_notify();
     tls.flush().unwrap();
     let mut back = Vec::new();
     tls.read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"ping");
-    captured.chain().unwrap()[0].as_ref().to_vec()
+    assert_eq!(back, message);
+    captured.chain().unwrap()
+}
+
+/// The leaf certificate a TLS listener on `port` presents, after a full echo exchange.
+fn presented_leaf(port: u16) -> Vec<u8> {
+    echo_through(port, b"ping")[0].to_vec()
 }
 
 #[test]

@@ -12,17 +12,9 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 /// The leaf the server presents, after a handshake verified against `ca` alone.
 async fn presented_leaf(addr: std::net::SocketAddr, ca: &CertificateDer<'static>) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = moat_testkit::tls::ca_client(ca, None);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .expect("a handshake verified against the Steward CA");

@@ -68,6 +68,22 @@ async fn run(
     (server.await.unwrap(), client)
 }
 
+/// A server for `localhost` with a certificate from `server_ca`, asking clients for theirs as
+/// `client_auth` says.
+fn localhost_server(
+    server_ca: &TestCa,
+    client_auth: ClientAuth,
+) -> Arc<moat_tls::rustls::ServerConfig> {
+    server_config(
+        server_ca.server_identity(&["localhost"]),
+        &ServerOptions {
+            client_auth,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn server_auth_with_test_ca_and_alpn() {
     let ca = TestCa::new("test CA");
@@ -145,14 +161,7 @@ async fn mtls_required_accepts_good_client_and_rejects_others() {
     let server_ca = TestCa::new("server CA");
     let client_ca = TestCa::new("client CA");
     let rogue_ca = TestCa::new("rogue CA");
-    let server = server_config(
-        server_ca.server_identity(&["localhost"]),
-        &ServerOptions {
-            client_auth: ClientAuth::Required(client_ca.roots()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let server = localhost_server(&server_ca, ClientAuth::Required(client_ca.roots()));
 
     let mut good = ClientOptions::new(server_ca.roots());
     good.identity = Some(client_ca.client_identity("alice").into());
@@ -191,14 +200,7 @@ async fn mtls_required_accepts_good_client_and_rejects_others() {
 async fn mtls_optional_allows_anonymous_but_not_bad_certificates() {
     let server_ca = TestCa::new("server CA");
     let client_ca = TestCa::new("client CA");
-    let server = server_config(
-        server_ca.server_identity(&["localhost"]),
-        &ServerOptions {
-            client_auth: ClientAuth::Optional(client_ca.roots()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let server = localhost_server(&server_ca, ClientAuth::Optional(client_ca.roots()));
     let anonymous = ClientOptions::new(server_ca.roots());
     let (served, talked) = run(
         server.clone(),
@@ -319,14 +321,7 @@ async fn a_replaced_live_identity_is_presented_by_configs_made_before() {
 async fn a_replaced_live_identity_is_the_client_certificate_too() {
     let client_ca = TestCa::new("client CA");
     let server_ca = TestCa::new("server CA");
-    let server = server_config(
-        server_ca.server_identity(&["localhost"]),
-        &ServerOptions {
-            client_auth: ClientAuth::Required(client_ca.roots()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let server = localhost_server(&server_ca, ClientAuth::Required(client_ca.roots()));
     let rogue = TestCa::new("rogue").client_identity("mallory");
     let live = moat_tls::LiveIdentity::new(rogue);
     let mut options = ClientOptions::new(server_ca.roots());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use moat_attest::Platform;
 use moat_attest::attester::AttesterConfig;
-use moat_attest::test_roots::{FakeAmd, ReportParams};
+use moat_attest::test_roots::{FakeAmd, FakeTsm, ReportParams};
 use moat_client::steward_attest::{AttestError, AttestRequest, attest, local_workload_name};
 use steward_support::{Steward, moat};
 
@@ -54,12 +54,10 @@ fn tls_listener(identity: &moat_tls::Identity) -> String {
 
 #[test]
 fn snp_keep_attests_through_fake_configfs_tsm_and_verifies() {
-    let amd = FakeAmd::new("keep-test");
-    let (steward, _dir) = snp_setup(
-        &amd,
+    let SnpSetup { steward, tsm, _dir } = snp_setup(
+        "keep-test",
         "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n",
     );
-    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let workload = local_workload_name(b"\0asm fake module");
     let request = AttestRequest {
         steward_url: steward.url.clone(),
@@ -126,13 +124,26 @@ fn verify_keep(steward: &Steward, url: &str, extra: &[&str]) -> std::process::Ou
         .unwrap()
 }
 
-/// A fresh SNP Steward trusting `amd`'s test root, and a fake configfs-tsm serving `amd`'s reports.
-fn snp_setup(amd: &FakeAmd, policy: &str) -> (Steward, tempfile::TempDir) {
+/// What an SNP test starts from: a fake AMD chip named `chip`, a Steward with `policy` trusting
+/// its test root, and a fake configfs-tsm serving the chip's reports.
+struct SnpSetup {
+    steward: Steward,
+    tsm: FakeTsm,
+    _dir: tempfile::TempDir,
+}
+
+fn snp_setup(chip: &str, policy: &str) -> SnpSetup {
+    let amd = FakeAmd::new(chip);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root.pem");
     std::fs::write(&root, format!("{}{}", amd.ark_pem(), amd.ask_pem())).unwrap();
     let steward = Steward::start(policy, &["--test-only-amd-root", root.to_str().unwrap()]);
-    (steward, dir)
+    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
+    SnpSetup {
+        steward,
+        tsm,
+        _dir: dir,
+    }
 }
 
 /// `moat run` with an echo guest on a TLS listener, attesting to `steward` through `tsm`.
@@ -154,12 +165,10 @@ fn attested_keep(
 
 #[test]
 fn moat_run_attests_before_the_workload_and_serves_the_stewards_chain() {
-    let amd = FakeAmd::new("run-test");
-    let (steward, _dir) = snp_setup(
-        &amd,
+    let SnpSetup { steward, tsm, _dir } = snp_setup(
+        "run-test",
         "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\n",
     );
-    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let module = moat_testkit::guests::module("echo-std");
     let workload = local_workload_name(&std::fs::read(&module).unwrap());
     let port = moat_testkit::net::free_port();
@@ -217,13 +226,11 @@ fn presented_leaf(port: u16) -> Vec<u8> {
 
 #[test]
 fn a_running_keep_renews_its_certificate_before_it_expires() {
-    let amd = FakeAmd::new("renew-test");
     // The shortest lifetime a policy allows: the Keep renews after two thirds of it (~40 s).
-    let (steward, _dir) = snp_setup(
-        &amd,
+    let SnpSetup { steward, tsm, _dir } = snp_setup(
+        "renew-test",
         "platforms = [\"snp\"]\nworkloads = [\"moat:local:*\"]\ncertificate_lifetime = \"1m\"\n",
     );
-    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let port = moat_testkit::net::free_port();
     let mut keep = attested_keep(&steward, tsm.path(), "snp", port)
         .args(["--log-level", "info"])
@@ -280,13 +287,11 @@ fn a_running_keep_renews_its_certificate_before_it_expires() {
 
 #[test]
 fn a_steward_refusal_stops_the_keep_before_the_workload_starts() {
-    let amd = FakeAmd::new("run-refused");
     // The policy certifies some other workload only.
-    let (steward, _dir) = snp_setup(
-        &amd,
+    let SnpSetup { steward, tsm, _dir } = snp_setup(
+        "run-refused",
         "platforms = [\"snp\"]\nworkloads = [\"oci://127.0.0.1:1/only/this\"]\n",
     );
-    let tsm = amd.chip().serve_tsm(ReportParams::default()).unwrap();
     let port = moat_testkit::net::free_port();
     let done = attested_keep(&steward, tsm.path(), "snp", port).output();
     done.assert_code(125);

@@ -17,12 +17,21 @@
 //!   cargo build --release -p moat-cli -p moat-testkit
 //!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
 //!                            [--body 256] [--rounds 2] [--requests-only] [--split-cpus]
-//!                            [--client bench-run|wrk] [--client-threads N]
+//!                            [--one-session] [--client bench-run|wrk] [--client-threads N]
 //!
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
 //! per measure, to show when the client rather than the server is the limit. The servers start
 //! pinned, so their thread pools fit the CPUs they get (one tokio worker on a 2-CPU machine).
+//!
+//! Each server starts in a session of its own (`setsid`), as a server started from another
+//! terminal does, and as a service in its own cgroup is treated. Where the kernel groups
+//! scheduling by session (autogroup, on by default in most distributions' kernels), CPU time is
+//! then shared between the client and each server before it is shared among their threads: a
+//! server with one busy thread and one with two are both measured against the same client, not
+//! against a client whose threads each count as much as one of the server's. `--one-session`
+//! keeps the servers in this program's session, where all threads share the CPUs alike; the
+//! report says which arrangement ran.
 //!
 //! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
 //!
@@ -73,6 +82,8 @@ struct Options {
     wrk: bool,
     /// Threads (event loops) the client runs; `None`: one per CPU it may use.
     client_threads: Option<usize>,
+    /// Run the servers in this process's session instead of one each (see `--one-session`).
+    one_session: bool,
 }
 
 impl Options {
@@ -102,6 +113,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         split_cpus: false,
         wrk: false,
         client_threads: None,
+        one_session: false,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -120,6 +132,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             "--rounds" => options.rounds = value().parse().unwrap_or_else(|_| usage("--rounds N")),
             "--requests-only" => options.requests_only = true,
             "--split-cpus" => options.split_cpus = true,
+            "--one-session" => options.one_session = true,
             "--client" => match value().as_str() {
                 "bench-run" => options.wrk = false,
                 "wrk" => options.wrk = true,
@@ -141,9 +154,41 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
     options
 }
 
+/// Each server starts in a session of its own unless `--one-session`: `setsid` makes itself
+/// the session leader and executes `setpriv`, which asks for SIGKILL when this program dies and
+/// executes the server; both from util-linux, and the server keeps their process id. Out of the
+/// terminal's process group, a server would otherwise outlive a Ctrl-C of this program.
+fn in_session(server: Moat, options: &Options) -> Moat {
+    if options.one_session {
+        server
+    } else {
+        server
+            .wrapped_in("setpriv", ["--pdeathsig", "KILL", "--"])
+            .wrapped_in("setsid", [] as [&str; 0])
+    }
+}
+
+/// How the kernel shares the CPUs between the client and the servers, for the report.
+fn sessions_line(options: &Options) -> String {
+    let autogroup = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    match (options.one_session, autogroup) {
+        (false, true) => "sessions: each server in its own (autogroup on: CPU time is shared \
+             between the client's session and each server's, then among each one's threads)"
+            .into(),
+        (true, true) => "sessions: client and servers in one (autogroup on, but one group: CPU \
+             time is shared among all their threads alike)"
+            .into(),
+        (_, false) => "sessions: autogroup is off on this kernel, so CPU time is shared among all \
+             threads alike whatever the sessions"
+            .into(),
+    }
+}
+
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--client bench-run|wrk] [--client-threads N]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--one-session] [--client bench-run|wrk] [--client-threads N]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -286,17 +331,23 @@ fn run_benchmark(options: &Options) {
 
     // The Keep serving the guest.
     let moat_port = net::free_port();
-    let mut keep = Moat::run(&options.moat, &module)
-        .config(&keep_config(moat_port))
-        .guest_args(["web"])
-        .spawn();
+    let mut keep = in_session(
+        Moat::run(&options.moat, &module)
+            .config(&keep_config(moat_port))
+            .guest_args(["web"]),
+        options,
+    )
+    .spawn();
     keep.wait_for_stdout("http-echo: listening");
 
     // The native server, a separate process like the Keep.
     let native_port = net::free_port();
-    let mut native = Moat::command(std::env::current_exe().expect("own path"), ["serve-native"])
-        .arg(native_port.to_string())
-        .spawn();
+    let mut native = in_session(
+        Moat::command(std::env::current_exe().expect("own path"), ["serve-native"])
+            .arg(native_port.to_string()),
+        options,
+    )
+    .spawn();
     native.wait_for_stdout("native: listening");
 
     if let Some(servers) = &server_cpus {
@@ -435,6 +486,7 @@ fn run_benchmark(options: &Options) {
             ", client and servers sharing all CPUs"
         }
     );
+    println!("{}", sessions_line(options));
     println!(
         "client: {}",
         if options.wrk {

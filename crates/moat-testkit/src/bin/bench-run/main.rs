@@ -36,9 +36,9 @@
 //! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
 //!
 //! `--client-threads N` sets how many threads (event loops) the client runs; by default one per
-//! CPU it may use. With shared CPUs this matters: the kernel shares the CPUs among runnable
-//! threads, so a client with more threads leaves less to a server with fewer (the Keep serves
-//! from one thread, native tokio from one per CPU).
+//! CPU it may use. With shared CPUs in one session this matters: the kernel then shares the CPUs
+//! among runnable threads, so a client with more threads leaves less to a server with fewer (the
+//! Keep serves from one thread, native tokio from one per CPU).
 //!
 //! For the keep-alive measure it also reports the server's busiest thread: the share of the
 //! wall time it spent running and the share it spent runnable but waiting for a CPU (from the

@@ -10,20 +10,21 @@ use moat_keep::{CacheSetting, KeepError, OnListening, RunSpec};
 
 use crate::exit;
 
-/// Run `module` under `wasi` and `limits`. On failure, the exit code that says which kind of
-/// failure it was, with the error.
+/// Run `config`'s instances of `module` under `wasi`. On failure, the exit code that says which
+/// kind of failure it was, with the error.
 pub fn run_module(
     module: &[u8],
     wasi: WasiSpec,
-    limits: moat_keep::limits::Limits,
+    config: &moat_config::Config,
     cache: CacheSetting,
 ) -> Result<ExitCode, (u8, KeepError)> {
     let on_listening = announce_listeners(&wasi);
     let spec = RunSpec {
         wasi,
-        limits,
+        limits: moat_keep::workload::limits(config),
         cache,
         on_listening: Some(on_listening),
+        instances: moat_keep::workload::instances(config),
     };
     match moat_keep::run_blocking(module, spec) {
         // WASI allows any u32 status; a process exit status is one byte.

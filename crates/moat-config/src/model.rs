@@ -27,6 +27,10 @@ pub struct Config {
     pub dirs: Vec<Dir>,
     /// Resource limits (a Moat addition).
     pub limits: Limits,
+    /// Instances of the workload serving the same listeners, each on its own thread (a Moat
+    /// addition; see [`MAX_INSTANCES`]). Each connection goes to one instance and instances
+    /// share no memory, so a workload with state across connections keeps the default, 1.
+    pub instances: u32,
     /// The config file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -238,6 +242,9 @@ impl Default for Limits {
     }
 }
 
+/// Most instances a Keep runs of one workload: each is a thread with its own linear memory.
+pub const MAX_INSTANCES: u32 = 256;
+
 impl Default for Config {
     /// What a workload gets with no config at all: stdin, stdout and stderr at fds 0, 1, 2.
     fn default() -> Self {
@@ -256,6 +263,7 @@ impl Default for Config {
                 .collect(),
             dirs: Vec::new(),
             limits: Limits::default(),
+            instances: 1,
             source: None,
         }
     }

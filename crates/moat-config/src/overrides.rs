@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Origin};
 use crate::model::*;
-use crate::parse::{check_guest_path, check_host, check_max_memory, check_name, parse_listen_addr};
+use crate::parse::{
+    check_guest_path, check_host, check_instances, check_max_memory, check_name, parse_listen_addr,
+};
 use crate::units;
 
 /// Raw flag values as the user typed them; [`crate::Config::apply`] parses and applies them, so
@@ -35,6 +37,8 @@ pub struct Overrides {
     pub max_connections_per_listener: Option<String>,
     /// `--handshake-timeout DURATION`.
     pub handshake_timeout: Option<String>,
+    /// `--instances N`.
+    pub instances: Option<String>,
 }
 
 fn flag_error(flag: &str, value: &str, message: impl Into<String>) -> ConfigError {
@@ -164,6 +168,17 @@ impl crate::Config {
         }
         if let Some(text) = &overrides.handshake_timeout {
             self.limits.handshake_timeout = duration("--handshake-timeout", text)?;
+        }
+        if let Some(text) = &overrides.instances {
+            let n = text.trim().parse::<i128>().map_err(|_| {
+                flag_error(
+                    "--instances",
+                    text,
+                    format!("expected a number from 1 to {MAX_INSTANCES}"),
+                )
+            })?;
+            self.instances =
+                check_instances(n).map_err(|why| flag_error("--instances", text, why))?;
         }
         if let Some(text) = &overrides.max_connections_per_listener {
             self.limits.max_connections_per_listener = match text.trim().parse::<u32>() {
@@ -332,6 +347,10 @@ pub struct OverrideArgs {
     /// Drop TLS handshakes taking longer than this [default: 10s].
     #[arg(long, value_name = "DURATION", env = "MOAT_HANDSHAKE_TIMEOUT")]
     pub handshake_timeout: Option<String>,
+    /// Run N instances of a stateless workload on the same listeners, one thread each; each
+    /// connection goes to one instance [config: instances; default: 1].
+    #[arg(long, value_name = "N", env = "MOAT_INSTANCES")]
+    pub instances: Option<String>,
 }
 
 #[cfg(feature = "clap")]
@@ -349,6 +368,7 @@ impl OverrideArgs {
             cpu_time: self.cpu_time.clone(),
             max_connections_per_listener: self.max_connections_per_listener.clone(),
             handshake_timeout: self.handshake_timeout.clone(),
+            instances: self.instances.clone(),
         }
     }
 }

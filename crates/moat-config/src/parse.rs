@@ -14,7 +14,15 @@ use crate::error::{ConfigError, Origin};
 use crate::model::*;
 use crate::units;
 
-const TOP_KEYS: &[&str] = &["steward", "args", "env", "files", "dirs", "limits"];
+const TOP_KEYS: &[&str] = &[
+    "steward",
+    "args",
+    "env",
+    "files",
+    "dirs",
+    "limits",
+    "instances",
+];
 const STDIO_KEYS: &[&str] = &["kind", "name"];
 const LISTEN_KEYS: &[&str] = &[
     "kind",
@@ -338,12 +346,17 @@ pub(crate) fn parse(src: &Source<'_>) -> Result<Config, ConfigError> {
         files: Vec::new(),
         dirs: Vec::new(),
         limits: Limits::default(),
+        instances: 1,
         source: src.file.map(Path::to_path_buf),
     };
 
     if let Some((url, span)) = top.string("steward")? {
         check_steward_url(url).map_err(|why| src.invalid(&span, why))?;
         config.steward = Some(url.to_string());
+    }
+
+    if let Some((n, span)) = top.integer("instances")? {
+        config.instances = check_instances(n).map_err(|why| src.invalid(&span, why))?;
     }
 
     if let Some(value) = top.get("args") {
@@ -822,6 +835,16 @@ fn parse_limits(table: &Table<'_, '_>, limits: &mut Limits) -> Result<(), Config
         };
     }
     Ok(())
+}
+
+/// `instances` must name 1 to [`MAX_INSTANCES`] instances.
+pub(crate) fn check_instances(n: i128) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_INSTANCES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`instances` {n}; use 1 to {MAX_INSTANCES} (one per core is the most that helps)"
+        )),
+    }
 }
 
 /// One wasm page (64 KiB) is the least a module with memory can have.

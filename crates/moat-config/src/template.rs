@@ -17,6 +17,11 @@ const TEMPLATE: &str = r#"## Moat.toml: what a WebAssembly workload is given whe
 ## Steward to attest to; without one the Keep presents a fresh self-signed certificate.
 # steward = "https://steward.example.com"
 
+## Instances of the workload serving the same listeners, each on a thread (and core) of its own:
+## a wasm32-wasip1 workload is one thread. Each connection goes to one instance, and instances
+## share no memory, so keep 1 for a workload with state across connections (a game, a chat).
+# instances = 1
+
 ## Environment variables. The workload sees only these, plus FD_COUNT and FD_NAMES.
 # [env]
 # GREETING = "hello"

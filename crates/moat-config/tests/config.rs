@@ -398,6 +398,7 @@ fn overrides_add_and_replace() {
                 cpu_time: Some("30".into()),
                 max_connections_per_listener: Some("8".into()),
                 handshake_timeout: Some("3s".into()),
+                instances: Some("2".into()),
             },
             &cwd,
         )
@@ -440,6 +441,7 @@ fn overrides_add_and_replace() {
     assert_eq!(config.limits.cpu_time, Some(Duration::from_secs(30)));
     assert_eq!(config.limits.max_connections_per_listener, 8);
     assert_eq!(config.limits.handshake_timeout, Duration::from_secs(3));
+    assert_eq!(config.instances, 2);
 
     // A --dir at an existing guest path replaces that directory.
     config
@@ -629,6 +631,22 @@ fn bad_overrides_name_the_flag() {
             },
             "--max-connections -3",
             "expected a number",
+        ),
+        (
+            Overrides {
+                instances: Some("0".into()),
+                ..Default::default()
+            },
+            "--instances 0",
+            "use 1 to 256",
+        ),
+        (
+            Overrides {
+                instances: Some("two".into()),
+                ..Default::default()
+            },
+            "--instances two",
+            "expected a number from 1 to 256",
         ),
     ];
     for (overrides, flag, message) in cases {

@@ -14,6 +14,7 @@
 
 pub mod attested;
 pub mod engine;
+mod instances;
 pub mod limits;
 pub mod run;
 pub mod workload;

@@ -8,6 +8,7 @@
 //! (`moat_tls::Identity::from_parts`) are used the same way.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 
 use moat_config::{ClientAuthMode, Config, FileKind, Protocol};
 use moat_tls::{ClientAuth, ClientOptions, Identity, LiveIdentity, ServerOptions, TrustRoots};
@@ -59,6 +60,11 @@ pub fn limits(config: &Config) -> Limits {
         max_wall_time: config.limits.wall_time,
         ..Limits::default()
     }
+}
+
+/// How many instances of the workload the config asks for (`instances`, at least 1).
+pub fn instances(config: &Config) -> NonZeroUsize {
+    NonZeroUsize::new(config.instances as usize).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// The WASI layer's view of `config`, with TLS sockets configured for `identity`: each

@@ -30,6 +30,7 @@ fn module(body: &str) -> Vec<u8> {
 
 fn spec(fds: Vec<FdSpec>) -> RunSpec {
     RunSpec {
+        instances: std::num::NonZeroUsize::MIN,
         wasi: WasiSpec {
             args: vec!["main.wasm".into()],
             env: vec![],

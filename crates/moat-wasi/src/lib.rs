@@ -35,7 +35,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use host::add_to_linker;
-pub use net::{ConnectTarget, ListenLimits};
+pub use net::{ConnectTarget, Home, ListenLimits};
 
 use crate::pipe::Pipe;
 use crate::table::{FdTable, Kind};
@@ -111,6 +111,106 @@ pub struct BoundListener {
     pub tls: bool,
 }
 
+/// The sockets a Keep's instances share: its listeners, bound once (each connection is handed
+/// to one instance, see [`net::Listener`]), and the TLS handshake threads.
+///
+/// A Keep of one instance gets this from [`MoatWasi::new`]. A Keep of several binds it with one
+/// [`Home`] per instance, then gives each instance its part ([`SharedSockets::take`]) to build
+/// its [`MoatWasi`] with, on that instance's own thread.
+pub struct SharedSockets {
+    listeners: Vec<BoundListener>,
+    /// Per instance, its end of each listener, by fd (taken by [`SharedSockets::take`]).
+    ends: Vec<Option<InstanceSockets>>,
+}
+
+/// One instance's part of a Keep's [`SharedSockets`].
+pub struct InstanceSockets {
+    index: usize,
+    home: Home,
+    listeners: Vec<(u32, Arc<net::Listener>)>,
+    bound: Vec<BoundListener>,
+    handshake_pool: Option<Arc<net::HandshakePool>>,
+}
+
+impl SharedSockets {
+    /// Bind the `listen` entries of `fds` for the instances at `homes` (at least one), and
+    /// start the handshake threads if any socket does TLS.
+    pub fn bind(fds: &[FdSpec], homes: &[Home]) -> Result<Self, WasiError> {
+        let needs_pool = fds.iter().any(|fd| match fd {
+            FdSpec::Listen { tls, .. } => tls.is_some(),
+            FdSpec::Connect { target, .. } => target.tls.is_some(),
+            _ => false,
+        });
+        let handshake_pool = match needs_pool {
+            true => Some(Arc::new(
+                net::HandshakePool::new().map_err(WasiError::Runtime)?,
+            )),
+            false => None,
+        };
+        let mut listeners = Vec::new();
+        let mut ends: Vec<Vec<(u32, Arc<net::Listener>)>> = vec![Vec::new(); homes.len()];
+        for (i, fd) in fds.iter().enumerate() {
+            let FdSpec::Listen {
+                name,
+                addr,
+                tls,
+                limits,
+            } = fd
+            else {
+                continue;
+            };
+            let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
+            let bind_err = |source| WasiError::Bind {
+                name: name.clone(),
+                addr: *addr,
+                source,
+            };
+            let socket = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+            socket.set_nonblocking(true).map_err(bind_err)?;
+            let tls_on = match (tls, &handshake_pool) {
+                (Some(config), Some(pool)) => Some((config.clone(), pool.handle())),
+                _ => None,
+            };
+            let started = net::Listener::start(name.clone(), socket, tls_on, limits.clone(), homes)
+                .map_err(bind_err)?;
+            listeners.push(BoundListener {
+                fd: fd_num,
+                name: name.clone(),
+                addr: started.first().map_or(*addr, |l| l.local_addr),
+                tls: tls.is_some(),
+            });
+            for (instance, end) in started.into_iter().enumerate() {
+                ends[instance].push((fd_num, Arc::new(end)));
+            }
+        }
+        let ends = ends
+            .into_iter()
+            .zip(homes)
+            .enumerate()
+            .map(|(index, (ends, home))| {
+                Some(InstanceSockets {
+                    index,
+                    home: home.clone(),
+                    listeners: ends,
+                    bound: listeners.clone(),
+                    handshake_pool: handshake_pool.clone(),
+                })
+            })
+            .collect();
+        Ok(SharedSockets { listeners, ends })
+    }
+
+    /// The listeners as bound (addresses resolved, ports chosen by the OS filled in).
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    /// Instance `index`'s part, once.
+    pub fn take(&mut self, index: usize) -> Option<InstanceSockets> {
+        self.ends.get_mut(index)?.take()
+    }
+}
+
 /// The per-store WASI state: Moat's fd table over a wasmtime-wasi preview-1 context.
 pub struct MoatWasi {
     pub(crate) p1: WasiP1Ctx,
@@ -128,8 +228,8 @@ pub struct MoatWasi {
     /// `poll_oneoff`'s decoded subscriptions, kept between calls: a server passes its whole fd
     /// set on every call, and reusing the buffer saves an allocation per poll.
     pub(crate) poll_subscriptions: Vec<poll::Subscription>,
-    /// Kept alive as long as the listeners that use it.
-    _handshake_pool: Option<net::HandshakePool>,
+    /// Kept alive as long as the sockets that use it.
+    _handshake_pool: Option<Arc<net::HandshakePool>>,
 }
 
 impl std::fmt::Debug for MoatWasi {
@@ -142,9 +242,19 @@ impl std::fmt::Debug for MoatWasi {
 }
 
 impl MoatWasi {
-    /// Bind listeners, start connects and build the fd table. Must run inside a tokio runtime
-    /// (host tasks are spawned on it).
+    /// Bind listeners, start connects and build the fd table of a Keep's only instance. Must
+    /// run inside a tokio runtime (host tasks are spawned on it).
     pub fn new(spec: WasiSpec) -> Result<Self, WasiError> {
+        let home = Home::current().ok_or(WasiError::NoRuntime)?;
+        let mut shared = SharedSockets::bind(&spec.fds, std::slice::from_ref(&home))?;
+        let sockets = shared.take(0).ok_or(WasiError::NoRuntime)?;
+        MoatWasi::instance(spec, sockets)
+    }
+
+    /// Start connects and build the fd table of one instance, with its part of the Keep's
+    /// listeners. Must run on that instance's runtime. Only the first instance reads the host's
+    /// stdin; the others find it at end-of-file, as if it were `null`.
+    pub fn instance(spec: WasiSpec, sockets: InstanceSockets) -> Result<Self, WasiError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| WasiError::NoRuntime)?;
         let mut builder = WasiCtxBuilder::new();
         builder.args(&spec.args);
@@ -167,69 +277,37 @@ impl MoatWasi {
         }
         let p1 = builder.build_p1();
 
-        let guest_notify = Arc::new(Notify::new());
+        let InstanceSockets {
+            index,
+            home,
+            listeners: mut listener_ends,
+            bound,
+            handshake_pool,
+        } = sockets;
+        let guest_notify = home.guest;
         let mut table = FdTable::default();
-        let mut listeners = Vec::new();
         let fd_count = u32::try_from(spec.fds.len()).unwrap_or(u32::MAX);
         let _guard = handle.enter();
-        // Started with the first TLS listener or connect; shared by all of them.
-        let mut handshake_pool: Option<net::HandshakePool> = None;
-        fn pool_handle(
-            slot: &mut Option<net::HandshakePool>,
-        ) -> Result<tokio::runtime::Handle, WasiError> {
-            Ok(match slot {
-                Some(pool) => pool.handle(),
-                None => slot
-                    .insert(net::HandshakePool::new().map_err(WasiError::Runtime)?)
-                    .handle(),
-            })
-        }
         for (i, fd) in spec.fds.into_iter().enumerate() {
             let fd_num = u32::try_from(i).unwrap_or(u32::MAX);
             let kind = match fd {
                 FdSpec::Null => Kind::Null,
-                FdSpec::Stdin => Kind::Stdin,
+                FdSpec::Stdin if index == 0 => Kind::Stdin,
+                FdSpec::Stdin => Kind::Null,
                 FdSpec::Stdout => Kind::Stdout,
                 FdSpec::Stderr => Kind::Stderr,
-                FdSpec::Listen {
-                    name,
-                    addr,
-                    tls,
-                    limits,
-                } => {
-                    let bind_err = |source| WasiError::Bind {
-                        name: name.clone(),
-                        addr,
-                        source,
-                    };
-                    let socket = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-                    socket.set_nonblocking(true).map_err(bind_err)?;
-                    let is_tls = tls.is_some();
-                    let tls = match tls {
-                        None => None,
-                        Some(config) => Some((config, pool_handle(&mut handshake_pool)?)),
-                    };
-                    let listener = net::Listener::start(
-                        name.clone(),
-                        socket,
-                        tls,
-                        limits,
-                        guest_notify.clone(),
-                    )
-                    .map_err(bind_err)?;
-                    listeners.push(BoundListener {
-                        fd: fd_num,
-                        name,
-                        addr: listener.local_addr,
-                        tls: is_tls,
-                    });
-                    Kind::Listener(Arc::new(listener))
+                FdSpec::Listen { .. } => {
+                    let at = listener_ends.iter().position(|(fd, _)| *fd == fd_num);
+                    match at {
+                        Some(at) => Kind::Listener(listener_ends.swap_remove(at).1),
+                        None => Kind::Null,
+                    }
                 }
                 FdSpec::Connect { target, .. } => {
                     // A plain connect never hands its socket over: no pool needed for it.
-                    let handshakes = match target.tls {
-                        Some(_) => pool_handle(&mut handshake_pool)?,
-                        None => handle.clone(),
+                    let handshakes = match &handshake_pool {
+                        Some(pool) if target.tls.is_some() => pool.handle(),
+                        _ => handle.clone(),
                     };
                     Kind::Stream(net::connect(target, &guest_notify, handshakes))
                 }
@@ -250,7 +328,7 @@ impl MoatWasi {
             memory: None,
             polls_without_wait: 0,
             poll_subscriptions: Vec::new(),
-            listeners,
+            listeners: bound,
             _handshake_pool: handshake_pool,
         })
     }

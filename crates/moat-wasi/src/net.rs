@@ -13,7 +13,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -380,60 +380,91 @@ async fn send_until_done(wire: Arc<Wire>, conn: Arc<Connection>) {
     }
 }
 
-/// A bound listening socket whose accept loop runs on the host.
+/// Where accepted connections are served: one Keep instance's runtime (its connections' traffic
+/// runs there, on the workload's thread) and the `Notify` its guest waits on.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub runtime: tokio::runtime::Handle,
+    pub guest: Arc<Notify>,
+}
+
+impl Home {
+    /// The calling runtime, with a fresh `Notify` for its guest.
+    pub fn current() -> Option<Self> {
+        Some(Home {
+            runtime: tokio::runtime::Handle::try_current().ok()?,
+            guest: Arc::new(Notify::new()),
+        })
+    }
+}
+
+/// One instance's end of a bound listening socket: the backlog of connections handed to it.
+/// The accept loop is shared by every instance's end and stops when the last end is dropped.
 #[derive(Debug)]
 pub struct Listener {
     pub name: String,
     pub local_addr: SocketAddr,
     backlog: Mutex<mpsc::Receiver<Arc<Connection>>>,
-    task: JoinHandle<()>,
+    _accepting: Arc<AcceptTask>,
 }
 
-impl Drop for Listener {
+#[derive(Debug)]
+struct AcceptTask(JoinHandle<()>);
+
+impl Drop for AcceptTask {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 
 impl Listener {
-    /// Start accepting on an already bound, non-blocking socket. `tls = None` means plain TCP,
-    /// accepted on the calling runtime; otherwise the server config and the runtime (a
-    /// [`HandshakePool`]'s) that accepts and runs the handshakes. Either way, connections are
-    /// served on the calling runtime.
+    /// Start accepting on an already bound, non-blocking socket, for the instances at `homes`
+    /// (one end each, in that order). `tls = None` means plain TCP, accepted on the first home's
+    /// runtime; otherwise the server config and the runtime (a [`HandshakePool`]'s) that accepts
+    /// and runs the handshakes. Either way, each connection is served on its instance's runtime.
     pub fn start(
         name: String,
         socket: std::net::TcpListener,
         tls: Option<(Arc<rustls::ServerConfig>, tokio::runtime::Handle)>,
         limits: ListenLimits,
-        guest: Arc<Notify>,
-    ) -> io::Result<Self> {
+        homes: &[Home],
+    ) -> io::Result<Vec<Self>> {
         let local_addr = socket.local_addr()?;
-        let (tx, rx) = mpsc::channel(limits.backlog.max(1));
-        let home = tokio::runtime::Handle::current();
-        let task = match tls {
-            None => {
-                let socket = TcpListener::from_std(socket)?;
-                let accept = accept_loop(name.clone(), socket, None, home, limits, tx, guest);
-                tokio::spawn(accept)
-            }
-            Some((config, pool)) => {
-                // Registered with the pool's reactor: accepts and handshakes never touch the
-                // workload's thread.
-                let socket = {
-                    let _pool = pool.enter();
-                    TcpListener::from_std(socket)?
-                };
-                let acceptor = Some(tokio_rustls::TlsAcceptor::from(config));
-                let accept = accept_loop(name.clone(), socket, acceptor, home, limits, tx, guest);
-                pool.spawn(accept)
-            }
+        let first = homes.first().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "a listener needs an instance")
+        })?;
+        let mut queues = Vec::with_capacity(homes.len());
+        let mut backlogs = Vec::with_capacity(homes.len());
+        for home in homes {
+            let (tx, rx) = mpsc::channel(limits.backlog.max(1));
+            queues.push((home.clone(), tx));
+            backlogs.push(rx);
+        }
+        let (accept_on, acceptor) = match tls {
+            None => (first.runtime.clone(), None),
+            // Registered with the pool's reactor: accepts and handshakes never touch a
+            // workload's thread.
+            Some((config, pool)) => (pool, Some(tokio_rustls::TlsAcceptor::from(config))),
         };
-        Ok(Listener {
-            name,
-            local_addr,
-            backlog: Mutex::new(rx),
-            task,
-        })
+        let socket = {
+            let _runtime = accept_on.enter();
+            TcpListener::from_std(socket)?
+        };
+        let instances = Arc::new(Instances {
+            queues,
+            next: AtomicUsize::new(0),
+        });
+        let accept = accept_loop(name.clone(), socket, acceptor, limits, instances);
+        let accepting = Arc::new(AcceptTask(accept_on.spawn(accept)));
+        Ok(backlogs
+            .into_iter()
+            .map(|rx| Listener {
+                name: name.clone(),
+                local_addr,
+                backlog: Mutex::new(rx),
+                _accepting: accepting.clone(),
+            })
+            .collect())
     }
 
     /// A finished connection, if one is waiting.
@@ -454,16 +485,38 @@ impl Listener {
     }
 }
 
+/// The instances a listener hands connections to, with each one's backlog.
+struct Instances {
+    queues: Vec<(Home, mpsc::Sender<Arc<Connection>>)>,
+    next: AtomicUsize,
+}
+
+impl Instances {
+    /// The instance that gets the next connection, with room reserved in its backlog: in
+    /// turn, so that each instance serves an equal share of the connections, passing over one
+    /// whose backlog is full (it is not accepting). `None` once every instance has stopped.
+    async fn reserve(&self) -> Option<(&Home, mpsc::Permit<'_, Arc<Connection>>)> {
+        let count = self.queues.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        for k in 0..count {
+            let (home, backlog) = &self.queues[(first + k) % count];
+            if let Ok(permit) = backlog.try_reserve() {
+                return Some((home, permit));
+            }
+        }
+        let (home, backlog) = &self.queues[first];
+        backlog.reserve().await.ok().map(|permit| (home, permit))
+    }
+}
+
 /// Accept on the runtime this runs on (the pool's for TLS, where the handshakes run too), and
-/// serve each finished connection on `home`, the workload's runtime.
+/// serve each finished connection on the runtime of the instance it goes to.
 async fn accept_loop(
     name: String,
     socket: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    home: tokio::runtime::Handle,
     limits: ListenLimits,
-    backlog: mpsc::Sender<Arc<Connection>>,
-    guest: Arc<Notify>,
+    instances: Arc<Instances>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
@@ -493,42 +546,54 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let backlog = backlog.clone();
-        let guest = guest.clone();
-        let home = home.clone();
+        let instances = instances.clone();
         let timeout = limits.handshake_timeout;
         let name = name.clone();
         tokio::spawn(async move {
-            let conn = Connection::new(&guest, Some(peer), Some(conn_permit));
-            match acceptor {
+            // The socket leaves this runtime's reactor to join its instance's.
+            let (tcp, session) = match acceptor {
                 Some(acceptor) => {
                     let handshake = accept_tls(acceptor, tcp, timeout).await;
                     drop(hs_permit);
-                    let (tcp, session) = match handshake {
-                        Ok(done) => done,
+                    match handshake {
+                        Ok((tcp, session)) => (tcp, Some(session)),
                         Err(e) => {
                             tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
                             return;
                         }
-                    };
-                    let served = conn.clone();
-                    home.spawn(async move {
-                        match TcpStream::from_std(tcp) {
-                            Ok(tcp) => pump(Arc::new(Wire::tls(tcp, session.into())), served).await,
-                            Err(e) => served.fail(e.kind()),
-                        }
-                    });
+                    }
                 }
                 None => {
                     drop(hs_permit);
-                    home.spawn(pump(Arc::new(Wire::plain(tcp)), conn.clone()));
+                    match tcp.into_std() {
+                        Ok(tcp) => (tcp, None),
+                        Err(e) => {
+                            tracing::debug!(listener = %name, %peer, error = %e, "accepted socket lost");
+                            return;
+                        }
+                    }
                 }
-            }
-            if backlog.send(conn.clone()).await.is_ok() {
-                guest.notify_one();
-            } else {
-                conn.guest_close();
-            }
+            };
+            // `None`: every instance has stopped, and the connection closes as it drops.
+            let Some((home, backlog)) = instances.reserve().await else {
+                return;
+            };
+            let conn = Connection::new(&home.guest, Some(peer), Some(conn_permit));
+            let served = conn.clone();
+            home.runtime.spawn(async move {
+                match TcpStream::from_std(tcp) {
+                    Ok(tcp) => {
+                        let wire = match session {
+                            Some(session) => Wire::tls(tcp, session.into()),
+                            None => Wire::plain(tcp),
+                        };
+                        pump(Arc::new(wire), served).await
+                    }
+                    Err(e) => served.fail(e.kind()),
+                }
+            });
+            backlog.send(conn);
+            home.guest.notify_one();
         });
     }
 }

@@ -271,8 +271,7 @@ fn run_workload(
         Some(dir) => moat_keep::CacheSetting::Dir(dir.clone()),
         None => moat_keep::CacheSetting::Default,
     };
-    let limits = moat_keep::workload::limits(&config);
-    crate::keep_run::run_module(&workload.module, wasi, limits, cache).map_err(|(code, err)| {
+    crate::keep_run::run_module(&workload.module, wasi, &config, cache).map_err(|(code, err)| {
         anyhow::Error::new(err)
             .context(ExitWith(code))
             .context(format!("running {}", workload.name))

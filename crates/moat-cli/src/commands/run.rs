@@ -74,6 +74,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     handshake_timeout: Option<String>,
 
+    /// Run N instances of a stateless workload on the same listeners, a thread each; each
+    /// connection goes to one instance, and instances share no memory [default: 1].
+    #[arg(long, value_name = "N", env = "MOAT_INSTANCES")]
+    instances: Option<String>,
+
     /// Directory of the compile cache (default `$XDG_CACHE_HOME/moat/wasmtime`).
     #[arg(long, env = "MOAT_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -120,6 +125,7 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         cpu_time: args.cpu_time,
         max_connections_per_listener: args.max_connections,
         handshake_timeout: args.handshake_timeout,
+        instances: args.instances,
     };
     config.apply(&overrides).map_err(moat_error)?;
 
@@ -165,8 +171,7 @@ fn run_inner(args: RunArgs) -> Result<ExitCode, Failure> {
         (false, Some(dir)) => CacheSetting::Dir(dir),
         (false, None) => CacheSetting::Default,
     };
-    let limits = moat_keep::workload::limits(&config);
-    crate::keep_run::run_module(&module, wasi, limits, cache).map_err(|(code, err)| {
+    crate::keep_run::run_module(&module, wasi, &config, cache).map_err(|(code, err)| {
         Failure(
             code,
             anyhow::Error::new(err).context(args.module.display().to_string()),

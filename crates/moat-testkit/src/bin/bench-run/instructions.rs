@@ -122,7 +122,7 @@ fn count_instructions(
     ];
     let mut process: Running = match server {
         Server::Moat(moat, module) => Moat::run(moat, module)
-            .config(&super::keep_config(port))
+            .config(&super::keep_config(port, 1))
             .guest_args(["web"])
             .wrapped_in("valgrind", &valgrind)
             .spawn(),

@@ -17,7 +17,8 @@
 //!   cargo build --release -p moat-cli -p moat-testkit
 //!   target/release/bench-run [--moat target/release/moat] [--seconds 10] [--connections 32]
 //!                            [--body 256] [--rounds 2] [--requests-only] [--split-cpus]
-//!                            [--one-session] [--client bench-run|wrk] [--client-threads N]
+//!                            [--one-session] [--instances N] [--client bench-run|wrk]
+//!                            [--client-threads N]
 //!
 //! `--split-cpus` pins the client to CPU 0 and both servers to the other CPUs (`taskset`), so
 //! each server is measured on cores the client does not share; the client's own load is printed
@@ -84,6 +85,8 @@ struct Options {
     client_threads: Option<usize>,
     /// Run the servers in this process's session instead of one each (see `--one-session`).
     one_session: bool,
+    /// Instances of the guest the Keep runs (`instances` in its config).
+    instances: u32,
 }
 
 impl Options {
@@ -114,6 +117,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
         wrk: false,
         client_threads: None,
         one_session: false,
+        instances: 1,
     };
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -133,6 +137,13 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Options {
             "--requests-only" => options.requests_only = true,
             "--split-cpus" => options.split_cpus = true,
             "--one-session" => options.one_session = true,
+            "--instances" => {
+                options.instances = value()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| usage("--instances N (N >= 1)"))
+            }
             "--client" => match value().as_str() {
                 "bench-run" => options.wrk = false,
                 "wrk" => options.wrk = true,
@@ -188,7 +199,7 @@ fn sessions_line(options: &Options) -> String {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--one-session] [--client bench-run|wrk] [--client-threads N]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
+        "{problem}\nusage: bench-run [--moat PATH] [--seconds N] [--connections N] [--body BYTES] [--rounds N] [--requests-only] [--split-cpus] [--one-session] [--instances N] [--client bench-run|wrk] [--client-threads N]\n       bench-run instructions [--moat PATH] [--connections N] [--requests N] [--body BYTES] [--keep-profiles DIR]\n       bench-run serve-native PORT"
     );
     std::process::exit(2)
 }
@@ -281,10 +292,11 @@ fn serve_native(port: u16) {
     });
 }
 
-/// The Keep's config: stdio, and the `web` TLS listener the `http-echo` guest serves on.
-fn keep_config(port: u16) -> String {
+/// The Keep's config: `instances` of the guest, stdio, and the `web` TLS listener the
+/// `http-echo` guest serves on.
+fn keep_config(port: u16, instances: u32) -> String {
     format!(
-        "[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
+        "instances = {instances}\n[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
          [[files]]\nkind = \"listen\"\nname = \"web\"\nprot = \"tls\"\naddr = \"127.0.0.1\"\nport = {port}\n\
          [limits]\nmax_connections_per_listener = 4096\n"
     )
@@ -333,7 +345,7 @@ fn run_benchmark(options: &Options) {
     let moat_port = net::free_port();
     let mut keep = in_session(
         Moat::run(&options.moat, &module)
-            .config(&keep_config(moat_port))
+            .config(&keep_config(moat_port, options.instances))
             .guest_args(["web"]),
         options,
     )
@@ -487,6 +499,11 @@ fn run_benchmark(options: &Options) {
         }
     );
     println!("{}", sessions_line(options));
+    println!(
+        "keep: {} instance{} of the guest (`instances` in its config)",
+        options.instances,
+        if options.instances == 1 { "" } else { "s" }
+    );
     println!(
         "client: {}",
         if options.wrk {

@@ -73,6 +73,7 @@ fn check_prints_the_fd_layout_of_a_valid_config() {
     assert!(stdout.contains("argv: main.wasm x"), "{stdout}");
     assert!(stdout.contains("/data"), "{stdout}");
     assert!(stdout.contains("read-only"), "{stdout}");
+    assert!(stdout.contains("instances: 1\n"), "{stdout}");
 
     let out = moat(&["config", "check", "--json", "Enarx.toml"], dir.path());
     assert!(out.status.success());
@@ -85,6 +86,7 @@ fn check_prints_the_fd_layout_of_a_valid_config() {
     assert_eq!(json["files"][3]["port"], 8443);
     assert_eq!(json["dirs"][0]["fd"], 4);
     assert_eq!(json["argv"][0], "main.wasm");
+    assert_eq!(json["instances"], 1);
 }
 
 #[test]

@@ -707,3 +707,18 @@ fn connect_hosts_are_dns_names_or_addresses() {
         assert!(host(bad).is_err(), "{bad} accepted");
     }
 }
+
+#[test]
+fn instances_default_to_one_and_are_read_from_the_top_level() {
+    let base = Path::new(".");
+    assert_eq!(Config::default().instances, 1);
+    assert_eq!(Config::from_toml_str("", base).unwrap().instances, 1);
+    let config = Config::from_toml_str("instances = 4\n[[files]]\nkind = \"stdout\"\n", base);
+    assert_eq!(config.unwrap().instances, 4);
+    assert_eq!(
+        Config::from_toml_str("instances = 256", base)
+            .unwrap()
+            .instances,
+        256
+    );
+}

@@ -152,6 +152,7 @@ fn summary_json(config: &Config) -> serde_json::Value {
         "files": fds,
         "dirs": dirs,
         "limits": config.limits,
+        "instances": config.instances,
     })
 }
 
@@ -243,6 +244,16 @@ fn summary_text(config: &Config) -> String {
             .steward
             .as_deref()
             .unwrap_or("(none: self-signed certificate)")
+    );
+    let _ = writeln!(
+        out,
+        "instances: {}{}",
+        config.instances,
+        if config.instances == 1 {
+            ""
+        } else {
+            " (each connection goes to one; they share no memory)"
+        }
     );
     let limits = &config.limits;
     let opt = |d: Option<std::time::Duration>| {

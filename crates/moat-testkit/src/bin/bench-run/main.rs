@@ -34,6 +34,11 @@
 //! keeps the servers in this program's session, where all threads share the CPUs alike; the
 //! report says which arrangement ran.
 //!
+//! `--instances N` runs N instances of the guest in the Keep (`instances = N` in its config; see
+//! docs/runtime.md, *Instances*; the default is one). The echo keeps no state across
+//! connections, so with one instance per CPU the Keep, like native tokio with one worker per
+//! CPU, has a busy thread for each CPU.
+//!
 //! `--client wrk` drives both servers with wrk (see `wrk.rs`) instead of this program's client.
 //!
 //! `--client-threads N` sets how many threads (event loops) the client runs; by default one per
@@ -293,10 +298,15 @@ fn serve_native(port: u16) {
 }
 
 /// The Keep's config: `instances` of the guest, stdio, and the `web` TLS listener the
-/// `http-echo` guest serves on.
+/// `http-echo` guest serves on. One instance is left implicit, so that the config also runs on
+/// a `moat` from before `instances` (for A/B runs against an older build).
 fn keep_config(port: u16, instances: u32) -> String {
+    let instances = match instances {
+        1 => String::new(),
+        n => format!("instances = {n}\n"),
+    };
     format!(
-        "instances = {instances}\n[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
+        "{instances}[[files]]\nkind = \"stdin\"\n[[files]]\nkind = \"stdout\"\n[[files]]\nkind = \"stderr\"\n\
          [[files]]\nkind = \"listen\"\nname = \"web\"\nprot = \"tls\"\naddr = \"127.0.0.1\"\nport = {port}\n\
          [limits]\nmax_connections_per_listener = 4096\n"
     )

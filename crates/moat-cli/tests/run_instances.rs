@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::net::TcpStream;
-
 use common::{moat, payload};
 use moat_testkit::process::Moat;
 use moat_testkit::{configs, guests, net, tls};
@@ -17,8 +15,12 @@ const LIMIT_EXCEEDED: i32 = 124;
 /// `moat::exit::TRAP`.
 const TRAP: i32 = 134;
 
-fn count(text: &str, line: &str) -> usize {
-    text.lines().filter(|l| *l == line).count()
+/// Each of `lines` occurs in `text`, as a whole line, exactly the number of times given.
+fn assert_line_counts(text: &str, lines: &[(&str, usize)]) {
+    for (line, expected) in lines {
+        let found = text.lines().filter(|l| l == line).count();
+        assert_eq!(found, *expected, "`{line}` in:\n{text}");
+    }
 }
 
 /// One TLS connection to `port`: send `data`, half-close, read the echo to the end.
@@ -56,57 +58,32 @@ async fn connections_go_to_the_instances_in_turn_and_state_stays_in_each() {
     let done = tokio::task::block_in_place(|| keep.wait_exit(moat_testkit::WAIT));
     done.assert_code(0);
     // One instance would have counted 1, 2 and exited; two count 1, 1, 2.
-    assert_eq!(
-        count(&done.stdout, "echo-std: served 1"),
-        2,
-        "{}",
-        done.stdout
+    assert_line_counts(
+        &done.stdout,
+        &[
+            ("echo-std: served 1", 2),
+            ("echo-std: served 2", 1),
+            ("echo-std: served 3", 0),
+        ],
     );
-    assert_eq!(
-        count(&done.stdout, "echo-std: served 2"),
-        1,
-        "{}",
-        done.stdout
-    );
-    assert!(!done.stdout.contains("served 3"), "{}", done.stdout);
 }
 
 #[test]
 fn the_connection_limit_counts_every_instance() {
     // With a limit of 3 per listener and two instances, the instances hold 2 and 1; a limit per
     // instance would have let each hold 3 of the 8 clients.
-    let port = net::free_port();
-    let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"5s\""])
-        + &configs::stdio()
-        + &configs::listen("sock", "tcp", port);
-    let mut keep = Moat::run(moat(), guests::module("flood"))
-        .config(&config)
-        .args(["--instances", "2"])
-        .guest_args(["sock"])
-        .spawn();
-    keep.wait_for_stdout("flood: listening");
-    let clients: Vec<TcpStream> = (0..8)
-        .map(|_| TcpStream::connect(net::local(port)).expect("connect"))
-        .collect();
+    let (mut keep, clients) = common::flood_with_clients(3, &["--instances", "2"]);
     keep.wait_for_stdout("flood: holding 2");
     let done = keep.wait_exit(moat_testkit::WAIT);
     done.assert_code(LIMIT_EXCEEDED);
-    assert_eq!(
-        count(&done.stdout, "flood: holding 1"),
-        2,
-        "{}",
-        done.stdout
-    );
-    assert_eq!(
-        count(&done.stdout, "flood: holding 2"),
-        1,
-        "{}",
-        done.stdout
-    );
-    assert!(
-        !done.stdout.contains("flood: holding 3"),
-        "the limit let one instance hold a third connection:\n{}",
-        done.stdout
+    assert_line_counts(
+        &done.stdout,
+        &[
+            ("flood: holding 1", 2),
+            ("flood: holding 2", 1),
+            // A limit per instance would have let one hold a third.
+            ("flood: holding 3", 0),
+        ],
     );
     drop(clients);
 }

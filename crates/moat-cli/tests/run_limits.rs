@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::net::TcpStream;
-
 use common::moat;
 use moat_testkit::process::Moat;
-use moat_testkit::{configs, guests, net};
+use moat_testkit::{configs, guests};
 
 /// `moat::exit::LIMIT_EXCEEDED`.
 const LIMIT_EXCEEDED: i32 = 124;
@@ -65,18 +63,7 @@ fn memory_bomb_is_stopped_by_the_memory_limit() {
 
 #[test]
 fn connection_hoarder_is_held_to_the_per_listener_limit() {
-    let port = net::free_port();
-    let config = configs::limits(&["max_connections_per_listener = 3", "wall_time = \"10s\""])
-        + &configs::stdio()
-        + &configs::listen("sock", "tcp", port);
-    let mut keep = Moat::run(moat(), guests::module("flood"))
-        .config(&config)
-        .guest_args(["sock"])
-        .spawn();
-    keep.wait_for_stdout("flood: listening");
-    let clients: Vec<TcpStream> = (0..8)
-        .map(|_| TcpStream::connect(net::local(port)).expect("connect"))
-        .collect();
+    let (mut keep, clients) = common::flood_with_clients(3, &[]);
     keep.wait_for_stdout("flood: holding 3");
     // The run ends at its wall-clock budget; the workload never got more than three.
     let done = keep.wait_exit(moat_testkit::WAIT);

@@ -29,6 +29,30 @@ pub fn serve(guest: &str, prot: &str) -> (moat_testkit::process::Running, u16) {
     (keep, port)
 }
 
+/// A Keep running the `flood` guest (it accepts and holds every connection it gets) under a
+/// per-listener limit of `limit` connections and a 5 s wall-clock budget, with `flags` added to
+/// `moat run`, and eight clients connected to it.
+pub fn flood_with_clients(
+    limit: u32,
+    flags: &[&str],
+) -> (moat_testkit::process::Running, Vec<TcpStream>) {
+    let port = net::free_port();
+    let limit = format!("max_connections_per_listener = {limit}");
+    let config = configs::limits(&[limit.as_str(), "wall_time = \"5s\""])
+        + &configs::stdio()
+        + &configs::listen("sock", "tcp", port);
+    let mut keep = Moat::run(moat(), guests::module("flood"))
+        .config(&config)
+        .args(flags)
+        .guest_args(["sock"])
+        .spawn();
+    keep.wait_for_stdout("flood: listening");
+    let clients = (0..8)
+        .map(|_| TcpStream::connect(net::local(port)).expect("connect"))
+        .collect();
+    (keep, clients)
+}
+
 /// Plain TCP: send `payload`, half-close, read until the server closes.
 pub fn tcp_roundtrip(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let mut tcp = TcpStream::connect(addr).expect("connect");

@@ -14,7 +14,9 @@
 //! and `poll_oneoff`-driven guests all work on top of that ([`poll`]).
 //!
 //! Use: build a [`WasiSpec`], call [`MoatWasi::new`] inside a tokio runtime, keep the result in
-//! the store's data and register the imports with [`add_to_linker`].
+//! the store's data and register the imports with [`add_to_linker`]. A Keep that runs several
+//! instances of a workload binds the listeners once ([`SharedSockets::bind`], one [`Home`] per
+//! instance) and builds each instance's state with [`MoatWasi::instance`] on its own runtime.
 
 mod abi;
 pub mod errno;

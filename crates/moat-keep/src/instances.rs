@@ -38,16 +38,13 @@ pub(crate) fn run(module: &[u8], spec: RunSpec) -> Result<RunOutcome, KeepError>
             guest: Arc::new(tokio::sync::Notify::new()),
         })
         .collect();
-    let mut sockets = SharedSockets::bind(&spec.wasi.fds, &homes)?;
+    let sockets = SharedSockets::bind(&spec.wasi.fds, &homes)?.into_instances();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ended_tx, ended_rx) = mpsc::channel();
     let mut announce = spec.on_listening;
     let mut threads = Vec::with_capacity(count);
-    for (index, runtime) in runtimes.into_iter().enumerate() {
-        let Some(own) = sockets.take(index) else {
-            continue;
-        };
+    for (index, (runtime, own)) in runtimes.into_iter().zip(sockets).enumerate() {
         let wasi_spec = spec.wasi.clone();
         let limits = spec.limits.clone();
         let prepared = prepared.clone();

@@ -117,12 +117,12 @@ pub struct BoundListener {
 /// to one instance, see [`net::Listener`]), and the TLS handshake threads.
 ///
 /// A Keep of one instance gets this from [`MoatWasi::new`]. A Keep of several binds it with one
-/// [`Home`] per instance, then gives each instance its part ([`SharedSockets::take`]) to build
-/// its [`MoatWasi`] with, on that instance's own thread.
+/// [`Home`] per instance, then gives each instance its part ([`SharedSockets::into_instances`])
+/// to build its [`MoatWasi`] with, on that instance's own thread.
 pub struct SharedSockets {
     listeners: Vec<BoundListener>,
-    /// Per instance, its end of each listener, by fd (taken by [`SharedSockets::take`]).
-    ends: Vec<Option<InstanceSockets>>,
+    /// One per home, in order: that instance's end of each listener, by fd.
+    instances: Vec<InstanceSockets>,
 }
 
 /// One instance's part of a Keep's [`SharedSockets`].
@@ -185,21 +185,22 @@ impl SharedSockets {
                 ends[instance].push((fd_num, Arc::new(end)));
             }
         }
-        let ends = ends
+        let instances = ends
             .into_iter()
             .zip(homes)
             .enumerate()
-            .map(|(index, (ends, home))| {
-                Some(InstanceSockets {
-                    index,
-                    home: home.clone(),
-                    listeners: ends,
-                    bound: listeners.clone(),
-                    handshake_pool: handshake_pool.clone(),
-                })
+            .map(|(index, (ends, home))| InstanceSockets {
+                index,
+                home: home.clone(),
+                listeners: ends,
+                bound: listeners.clone(),
+                handshake_pool: handshake_pool.clone(),
             })
             .collect();
-        Ok(SharedSockets { listeners, ends })
+        Ok(SharedSockets {
+            listeners,
+            instances,
+        })
     }
 
     /// The listeners as bound (addresses resolved, ports chosen by the OS filled in).
@@ -207,9 +208,9 @@ impl SharedSockets {
         &self.listeners
     }
 
-    /// Instance `index`'s part, once.
-    pub fn take(&mut self, index: usize) -> Option<InstanceSockets> {
-        self.ends.get_mut(index)?.take()
+    /// Each instance's part, in the order of the homes given to [`SharedSockets::bind`].
+    pub fn into_instances(self) -> Vec<InstanceSockets> {
+        self.instances
     }
 }
 
@@ -248,8 +249,8 @@ impl MoatWasi {
     /// run inside a tokio runtime (host tasks are spawned on it).
     pub fn new(spec: WasiSpec) -> Result<Self, WasiError> {
         let home = Home::current().ok_or(WasiError::NoRuntime)?;
-        let mut shared = SharedSockets::bind(&spec.fds, std::slice::from_ref(&home))?;
-        let sockets = shared.take(0).ok_or(WasiError::NoRuntime)?;
+        let shared = SharedSockets::bind(&spec.fds, std::slice::from_ref(&home))?;
+        let sockets = shared.into_instances().pop().expect("one part per home");
         MoatWasi::instance(spec, sockets)
     }
 
